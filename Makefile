@@ -1,0 +1,59 @@
+# RefundChat: `make run` starts the portal, `make test` runs the whole suite.
+# Without DATABASE_URL/REDIS_URL everything runs embedded (SQLite, filesystem broker).
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+check-tools:
+	@command -v msgfmt >/dev/null || { echo "msgfmt is missing: install gettext (apt-get install gettext)"; exit 1; }
+
+compilemessages: check-tools
+	$(PY) manage.py compilemessages --ignore '.venv' -v0
+
+# Refresh the catalogue after changing user-facing strings, then translate the new entries.
+messages: $(VENV)/.dev-installed
+	$(PY) manage.py makemessages -l zh_Hans --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --no-obsolete
+	$(PY) manage.py makemessages -d djangojs -l zh_Hans --ignore '.venv/*' --ignore 'var/*' --no-obsolete
+
+setup: $(VENV)/.runtime-installed compilemessages
+	$(PY) manage.py migrate_all -v0
+	$(PY) manage.py seed_demo
+
+run: setup
+	@echo "RefundChat at http://127.0.0.1:$${PORT:-8000}  (Ctrl-C stops web, worker and beat)"
+	$(VENV)/bin/honcho start -f Procfile
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy .
+
+pytest: $(VENV)/.dev-installed compilemessages
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+# Browser tests only, saving screenshots of the main pages to docs/screenshots/.
+screenshots: $(VENV)/.dev-installed compilemessages
+	$(PY) -m pytest tests/e2e --screenshots
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

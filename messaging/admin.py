@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.text import Truncator
+from django.utils.translation import gettext_lazy as _
+
+from messaging.models import Conversation, Message, Participant
+from tickets.admin import ReadOnlyInlineMixin
+
+
+class ParticipantInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = Participant
+    extra = 0
+    fields = ("user", "role", "delivered_seq", "read_seq", "joined_at")
+    readonly_fields = fields
+
+
+class MessageInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ("seq", "created_at", "kind", "sender", "body")
+    readonly_fields = fields
+    ordering = ("seq",)
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("ticket", "last_seq", "last_message_at", "created_at")
+    search_fields = ("=ticket__id", "ticket__order__order_no")
+    list_select_related = ("ticket",)
+    readonly_fields = ("ticket", "last_seq", "last_message_at", "created_at")
+    inlines = [ParticipantInline, MessageInline]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("conversation", "seq", "kind", "sender", "preview", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("body", "=conversation__ticket__id", "sender__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("conversation__ticket", "sender")
+
+    @admin.display(description=_("message"))
+    def preview(self, obj: Message) -> str:
+        return Truncator(obj.body).chars(80)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ("conversation", "user", "role", "delivered_seq", "read_seq", "joined_at")
+    list_filter = ("role",)
+    search_fields = ("user__username", "=conversation__ticket__id")
+    list_select_related = ("conversation__ticket", "user")
+    readonly_fields = ("conversation", "user", "role", "delivered_seq", "read_seq", "joined_at")

@@ -1,0 +1,243 @@
+"""The one WebSocket per browser tab, at `/ws/`. Protocol: docs/protocol.md.
+
+The consumer only parses frames, asks the services and selectors, and forwards
+published frames; every rule lives in those modules. Channels hands a consumer
+one event at a time, so the per-connection state below needs no locking.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from messaging import realtime, selectors, services
+from tickets.models import TicketStatus
+from tickets.roles import can_use_console
+from tickets.selectors import console_queue
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def language_from_scope(scope: dict[str, Any]) -> str:
+    cookie = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+    candidates = [cookie] if cookie else []
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            candidates += [lang for lang, _q in translation.trans_real.parse_accept_lang_header(value.decode("latin-1"))]
+    for candidate in candidates:
+        try:
+            return translation.get_supported_language_variant(candidate)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope["user"]
+        self.language = language_from_scope(self.scope)
+        await self.accept()
+        if not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        # conversation id -> highest seq this socket has been sent
+        self.sent_seq: dict[int, int] = {}
+        self.in_queue = False
+        self.groups_joined: set[str] = set()
+        await self._join(realtime.user_group(self.user.pk))
+        await self._send_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user_id": self.user.pk})
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", set()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        with translation.override(self.language):
+            try:
+                frame = self._parse(text_data, bytes_data)
+                handler = self.HANDLERS.get(frame["type"])
+                if handler is None:
+                    raise FrameError("unknown_type", _("Unknown frame type."))
+                await handler(self, frame)
+            except FrameError as error:
+                await self._send_error(error.code, error.message, ref=_ref_of(text_data))
+            except services.MessageRejected as error:
+                await self._send_error(error.code, error.message, ref=_ref_of(text_data))
+
+    # --- client frames ---------------------------------------------------------
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self._send_frame({"type": "pong"})
+
+    async def on_subscribe(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation")
+        last_seq = _int_field(frame, "last_seq", default=0)
+        conversation = await database_sync_to_async(selectors.visible_conversation)(
+            user=self.user, conversation_id=conversation_id
+        )
+        if conversation is None:
+            raise FrameError("not_found", _("No such conversation."))
+        # Join before reading, so nothing committed in between is missed; the
+        # seq bookkeeping drops what arrives twice.
+        await self._join(realtime.conversation_group(conversation_id))
+        self.sent_seq[conversation_id] = max(last_seq, 0)
+        await self._catch_up(conversation_id)
+        await self._send_frame(
+            {"type": "subscribed", "conversation": conversation_id, "last_seq": self.sent_seq[conversation_id]}
+        )
+
+    async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation")
+        self.sent_seq.pop(conversation_id, None)
+        group = realtime.conversation_group(conversation_id)
+        if group in self.groups_joined:
+            self.groups_joined.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def on_message_send(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation")
+        try:
+            client_id = uuid.UUID(str(frame.get("client_id")))
+        except ValueError:
+            raise FrameError("bad_frame", _("A message needs a client_id (UUID).")) from None
+        posted = await database_sync_to_async(services.post_message)(
+            conversation_id=conversation_id, sender=self.user, body=frame.get("body"), client_id=client_id
+        )
+        message = posted.message
+        await self._send_frame(
+            {
+                "type": "message.ack",
+                "conversation": conversation_id,
+                "client_id": str(client_id),
+                "seq": message.seq,
+                "created_at": message.created_at.isoformat(),
+                "duplicate": not posted.created,
+            }
+        )
+
+    async def on_queue_subscribe(self, frame: dict[str, Any]) -> None:
+        if not can_use_console(self.user):
+            raise FrameError("not_allowed", _("You cannot watch the ticket queue."))
+        self.in_queue = True
+        await self._join(realtime.QUEUE_GROUP)
+        await self._send_frame({"type": "queue.subscribed"})
+
+    HANDLERS = {
+        "ping": on_ping,
+        "subscribe": on_subscribe,
+        "unsubscribe": on_unsubscribe,
+        "message.send": on_message_send,
+        "queue.subscribe": on_queue_subscribe,
+    }
+
+    # --- published frames ------------------------------------------------------
+
+    async def relay_frame(self, event: dict[str, Any]) -> None:
+        frame: dict[str, Any] = event["frame"]
+        with translation.override(self.language):
+            if frame["type"] == "message":
+                await self._relay_message(frame)
+            elif frame["type"] == "ticket.updated":
+                await self._relay_ticket(frame)
+            else:
+                await self._send_frame(frame)
+
+    async def _relay_message(self, frame: dict[str, Any]) -> None:
+        conversation_id = frame["message"]["conversation"]
+        sent = self.sent_seq.get(conversation_id)
+        if sent is None or frame["message"]["seq"] <= sent:
+            return  # not subscribed, or already sent during catch-up
+        if frame["message"]["seq"] > sent + 1:
+            # The layer lost something in between: fill the gap from the database.
+            await self._catch_up(conversation_id)
+            return
+        self.sent_seq[conversation_id] = frame["message"]["seq"]
+        await self._send_frame(frame)
+
+    async def _relay_ticket(self, frame: dict[str, Any]) -> None:
+        enriched = {**frame, "status_display": str(TicketStatus(frame["status"]).label)}
+        if self.in_queue:
+            enriched["queue_row"] = await database_sync_to_async(self._render_queue_row)(frame["ticket_id"])
+        await self._send_frame(enriched)
+
+    def _render_queue_row(self, ticket_id: int) -> str:
+        with translation.override(self.language):
+            ticket = console_queue().filter(pk=ticket_id).first()
+            if ticket is None:
+                return ""
+            return render_to_string("console/_queue_row.html", {"ticket": ticket, "user": self.user})
+
+    # --- helpers ---------------------------------------------------------------
+
+    async def _catch_up(self, conversation_id: int) -> None:
+        while True:
+            after = self.sent_seq[conversation_id]
+            batch = await database_sync_to_async(_serialized_messages_after)(conversation_id, after)
+            for message in batch:
+                await self._send_frame({"type": "message", "message": message})
+                self.sent_seq[conversation_id] = message["seq"]
+            if len(batch) < selectors.CATCH_UP_BATCH:
+                return
+
+    async def _join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            self.groups_joined.add(group)
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    def _parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+        if text_data is None:
+            raise FrameError("bad_json", _("Frames must be JSON text."))
+        if len(text_data.encode()) > MAX_FRAME_BYTES:
+            raise FrameError("frame_too_large", _("The frame is too large."))
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            raise FrameError("bad_json", _("The frame is not valid JSON.")) from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("bad_frame", _("A frame must be a JSON object with a type."))
+        return frame
+
+    async def _send_error(self, code: str, message: str, *, ref: str | None) -> None:
+        await self._send_frame({"type": "error", "code": code, "message": message, "ref": ref})
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+
+def _serialized_messages_after(conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
+    return [selectors.serialize_message(m) for m in selectors.messages_after(conversation_id=conversation_id, after_seq=after_seq)]
+
+
+def _int_field(frame: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = frame.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError("bad_frame", _("Field “%(name)s” must be a whole number.") % {"name": name})
+    return value
+
+
+def _ref_of(text_data: str | None) -> str | None:
+    """The client_id of the frame an error answers, when it had one, so the client can match it."""
+    try:
+        frame = json.loads(text_data or "")
+    except ValueError:
+        return None
+    if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
+        return frame["client_id"][:64]
+    return None

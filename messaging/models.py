@@ -1,0 +1,111 @@
+"""Conversations and their messages.
+
+The database is the source of truth for chat: every message has a
+per-conversation sequence number (gap-free, assigned under a row lock on the
+conversation) and, when a client sent it, the client's idempotency id.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.utils.translation import gettext_lazy as _
+
+from tickets.models import RefundTicket
+
+MESSAGE_MAX_LENGTH = 5000
+
+
+class Conversation(models.Model):
+    ticket = models.OneToOneField(
+        RefundTicket, on_delete=models.CASCADE, related_name="conversation", verbose_name=_("ticket")
+    )
+    # The seq of the newest message; the next message takes last_seq + 1 under a row lock.
+    last_seq = models.PositiveBigIntegerField(_("last sequence number"), default=0)
+    last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+
+    def __str__(self) -> str:
+        return str(self.ticket)
+
+
+class ParticipantRole(models.TextChoices):
+    BUYER = "buyer", _("Buyer")
+    AGENT = "agent", _("Agent")
+
+
+class Participant(models.Model):
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="participants", verbose_name=_("conversation")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="participations", verbose_name=_("user")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=ParticipantRole.choices)
+    delivered_seq = models.PositiveBigIntegerField(_("delivered up to"), default=0)
+    read_seq = models.PositiveBigIntegerField(_("read up to"), default=0)
+    joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("participant")
+        verbose_name_plural = _("participants")
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="participant_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_role_display()})"
+
+
+class MessageKind(models.TextChoices):
+    TEXT = "text", _("Text")
+    SYSTEM = "system", _("System")
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
+    seq = models.PositiveBigIntegerField(_("sequence number"))
+    kind = models.CharField(_("kind"), max_length=16, choices=MessageKind.choices, default=MessageKind.TEXT)
+    # Null for system messages.
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sender"),
+    )
+    body = models.TextField(_("body"), max_length=MESSAGE_MAX_LENGTH)
+    client_id = models.UUIDField(_("client id"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_unique_seq"),
+            models.UniqueConstraint(
+                fields=["conversation", "sender", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_unique_client_id",
+            ),
+            models.CheckConstraint(condition=Q(seq__gt=0), name="message_seq_positive"),
+            models.CheckConstraint(
+                condition=Q(GreaterThan(Length("body"), 0), LessThanOrEqual(Length("body"), MESSAGE_MAX_LENGTH)),
+                name="message_body_length",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} #{self.seq}"
+

@@ -1,0 +1,63 @@
+"""Reads on conversations, and the rules of who may see and write in them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from messaging.models import Conversation, Message
+from tickets.models import RefundTicket
+from tickets.roles import can_use_console
+
+# How many messages one catch-up frame carries at most; the client asks again for more.
+CATCH_UP_BATCH = 200
+
+
+def can_view(*, user: AbstractBaseUser | AnonymousUser, ticket: RefundTicket) -> bool:
+    if not user.is_authenticated:
+        return False
+    return ticket.buyer_id == user.pk or can_use_console(user)
+
+
+def can_send(*, user: AbstractBaseUser | AnonymousUser, ticket: RefundTicket) -> bool:
+    """The buyer and the agent the ticket is assigned to; others watch or claim first."""
+    if not user.is_authenticated:
+        return False
+    return user.pk in (ticket.buyer_id, ticket.assigned_agent_id)
+
+
+def visible_conversation(*, user: AbstractBaseUser | AnonymousUser, conversation_id: int) -> Conversation | None:
+    conversation = Conversation.objects.select_related("ticket").filter(pk=conversation_id).first()
+    if conversation is None or not can_view(user=user, ticket=conversation.ticket):
+        return None
+    return conversation
+
+
+def messages_after(*, conversation_id: int, after_seq: int, limit: int = CATCH_UP_BATCH) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
+        .select_related("sender")
+        .order_by("seq")[:limit]
+    )
+
+
+def serialize_message(message: Message) -> dict[str, Any]:
+    sender = message.sender
+    return {
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "kind": message.kind,
+        "sender_id": sender.pk if sender else None,
+        "sender_name": (sender.get_full_name() or sender.get_username()) if sender else "",
+        "body": message.body,
+        "client_id": str(message.client_id) if message.client_id else None,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def recent_messages(*, conversation_id: int, limit: int = CATCH_UP_BATCH) -> list[Message]:
+    """The newest `limit` messages, oldest first, for the first paint of a chat."""
+    newest = Message.objects.filter(conversation_id=conversation_id).select_related("sender").order_by("-seq")[:limit]
+    return list(reversed(newest))

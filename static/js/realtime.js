@@ -1,0 +1,82 @@
+/* RefundChat realtime client: one WebSocket per tab at /ws/ (protocol v1, docs/protocol.md).
+ * Reconnects with exponential backoff and jitter; on every (re)connect the
+ * page's handlers re-subscribe with the last seq they hold, and the server sends
+ * what they missed. */
+(function () {
+  "use strict";
+
+  function RealtimeSocket() {
+    this.handlers = {};
+    this.openHandlers = [];
+    this.attempt = 0;
+    this.ws = null;
+    this.stateEl = document.querySelector("[data-testid=connection-state]");
+  }
+
+  RealtimeSocket.prototype.on = function (type, handler) {
+    (this.handlers[type] = this.handlers[type] || []).push(handler);
+  };
+
+  // Called after every successful (re)connect, once the server said hello.
+  RealtimeSocket.prototype.onOpen = function (handler) {
+    this.openHandlers.push(handler);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.helloed) handler();
+  };
+
+  RealtimeSocket.prototype.connect = function () {
+    var self = this;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(scheme + window.location.host + "/ws/");
+    this.ws = ws;
+    this.helloed = false;
+    ws.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (frame.type === "hello") {
+        self.attempt = 0;
+        self.helloed = true;
+        self.setConnected(true);
+        self.openHandlers.forEach(function (h) { h(); });
+      }
+      (self.handlers[frame.type] || []).forEach(function (h) { h(frame); });
+    });
+    ws.addEventListener("close", function (event) {
+      self.setConnected(false);
+      if (event.code === 4401) { window.location.reload(); return; }  // session ended: log in again
+      self.scheduleReconnect();
+    });
+  };
+
+  RealtimeSocket.prototype.scheduleReconnect = function () {
+    var self = this;
+    var base = Math.min(30000, 500 * Math.pow(2, this.attempt));
+    var delay = base / 2 + Math.random() * base / 2;  // "equal jitter"
+    this.attempt += 1;
+    window.setTimeout(function () { self.connect(); }, delay);
+  };
+
+  RealtimeSocket.prototype.setConnected = function (connected) {
+    if (!this.stateEl) return;
+    // Only show the banner after a moment, so a quick reconnect goes unnoticed.
+    window.clearTimeout(this.bannerTimer);
+    var el = this.stateEl;
+    if (connected) { el.hidden = true; return; }
+    this.bannerTimer = window.setTimeout(function () { el.hidden = false; }, 1500);
+  };
+
+  RealtimeSocket.prototype.send = function (frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.helloed) {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  };
+
+  RealtimeSocket.prototype.isOpen = function () {
+    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN && this.helloed);
+  };
+
+  window.RefundChat = window.RefundChat || {};
+  window.RefundChat.socket = new RealtimeSocket();
+  document.addEventListener("DOMContentLoaded", function () { window.RefundChat.socket.connect(); });
+})();

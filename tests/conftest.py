@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from messaging import realtime
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--screenshots", action="store_true", help="save screenshots of key pages to docs/screenshots/")
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """Every (group, frame) a service hands to the channel layer after commit, in order."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    original = realtime._send_to_group
+
+    def record(group: str, frame: dict[str, Any]) -> None:
+        sent.append((group, frame))
+        original(group, frame)
+
+    monkeypatch.setattr(realtime, "_send_to_group", record)
+    return sent
+
+
+@pytest.fixture(autouse=True)
+def _flush_channel_layer() -> Iterator[None]:
+    yield
+    layer = get_channel_layer()
+    flush = getattr(layer, "flush", None)
+    if flush is not None:
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(flush)()

@@ -1,0 +1,87 @@
+"""Factories for the test suite. Tickets are opened through the real service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from tickets.models import Order, OrderItem, RefundTicket
+from tickets.roles import Role, ensure_role_groups
+from tickets.services import RequestedItem, create_refund_ticket
+
+PASSWORD = "refundchat"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = factory.Faker("first_name")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: Role | None, **kwargs: Any) -> None:
+        if extracted is not None:
+            ensure_role_groups()
+            self.groups.add(Group.objects.get(name=extracted.value))
+        self.save()
+
+
+def buyer(**kwargs: Any) -> Any:
+    return UserFactory(role=Role.BUYER, **kwargs)
+
+
+def agent(**kwargs: Any) -> Any:
+    return UserFactory(role=Role.AGENT, **kwargs)
+
+
+def staff(role: Role, **kwargs: Any) -> Any:
+    return UserFactory(role=role, is_staff=role is Role.MANAGER, **kwargs)
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Order
+
+    buyer = factory.SubFactory(UserFactory)
+    order_no = factory.Sequence(lambda n: f"20260900{n:04d}")
+    shipping_fee_cents = 800
+    paid_total_cents = 0  # set from the items by with_items()
+    paid_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=5))
+    delivered_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=2))
+
+
+class OrderItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrderItem
+
+    order = factory.SubFactory(OrderFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n:04d}")
+    title = factory.Sequence(lambda n: f"纯棉T恤 {n}")
+    unit_price_cents = 7900
+    quantity = 1
+
+
+def order_with_items(*, buyer: Any, items: list[tuple[int, int]], **kwargs: Any) -> Order:
+    """An order whose items have the given (unit price in cents, quantity), totals consistent."""
+    order = OrderFactory(buyer=buyer, **kwargs)
+    for price, quantity in items:
+        OrderItemFactory(order=order, unit_price_cents=price, quantity=quantity)
+    order.paid_total_cents = sum(p * q for p, q in items) + order.shipping_fee_cents
+    order.save(update_fields=["paid_total_cents"])
+    return order
+
+
+def open_ticket(*, order: Order, kind: str = "refund_only", reason: str = "quality_defect", **kwargs: Any) -> RefundTicket:
+    """A ticket for every unit of every item of the order, opened through the service."""
+    items = [RequestedItem(order_item_id=item.pk, quantity=item.quantity) for item in order.items.all()]
+    return create_refund_ticket(buyer=order.buyer, order_no=order.order_no, kind=kind, reason=reason, items=items, **kwargs)

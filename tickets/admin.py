@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from tickets.formatting import format_cny
+from tickets.models import Order, OrderItem, RefundTicket, RefundTicketItem, TicketEvent
+
+
+class ReadOnlyInlineMixin:
+    """Timeline rows are append-only: nobody edits or deletes them in the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    extra = 0
+    fields = ("sku", "title", "unit_price_cents", "quantity", "image")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("order_no", "buyer", "paid_total", "paid_at", "delivered_at")
+    list_filter = ("paid_at", "delivered_at")
+    search_fields = ("order_no", "buyer__username", "buyer__email", "items__sku", "items__title")
+    date_hierarchy = "paid_at"
+    list_select_related = ("buyer",)
+    raw_id_fields = ("buyer",)
+    inlines = [OrderItemInline]
+
+    @admin.display(description=_("paid total"), ordering="paid_total_cents")
+    def paid_total(self, obj: Order) -> str:
+        return format_cny(obj.paid_total_cents)
+
+
+class RefundTicketItemInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = RefundTicketItem
+    extra = 0
+    fields = ("order_item", "quantity")
+    readonly_fields = fields
+
+
+class TicketEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = TicketEvent
+    extra = 0
+    fields = ("created_at", "kind", "actor", "from_status", "to_status", "reason", "data")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+
+
+@admin.register(RefundTicket)
+class RefundTicketAdmin(admin.ModelAdmin):
+    list_display = (
+        "number",
+        "order",
+        "buyer",
+        "kind",
+        "reason",
+        "status",
+        "assigned_agent",
+        "requested_amount",
+        "created_at",
+        "first_response_due_at",
+        "first_responded_at",
+    )
+    list_filter = ("status", "kind", "reason", "assigned_agent", "language", "created_at")
+    search_fields = ("=id", "order__order_no", "buyer__username", "buyer__email", "description")
+    date_hierarchy = "created_at"
+    list_select_related = ("order", "buyer", "assigned_agent")
+    raw_id_fields = ("order", "buyer", "assigned_agent")
+    # State changes go through the services (issue #5), never through a form field.
+    readonly_fields = ("status", "created_at", "updated_at", "first_responded_at", "resolved_at")
+    inlines = [RefundTicketItemInline, TicketEventInline]
+
+    @admin.display(description=_("number"), ordering="id")
+    def number(self, obj: RefundTicket) -> str:
+        return obj.number
+
+    @admin.display(description=_("requested amount"), ordering="requested_amount_cents")
+    def requested_amount(self, obj: RefundTicket) -> str:
+        return format_cny(obj.requested_amount_cents)
+
+
+@admin.register(TicketEvent)
+class TicketEventAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("created_at", "ticket", "kind", "actor", "from_status", "to_status", "reason")
+    list_filter = ("kind", "to_status", "created_at")
+    search_fields = ("=ticket__id", "reason", "actor__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("ticket", "actor")

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from tickets import console_views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", console_views.queue, name="queue"),
+    path("tickets/<int:ticket_id>/", console_views.ticket_workspace, name="ticket"),
+    path("tickets/<int:ticket_id>/claim/", console_views.claim, name="claim"),
+]

@@ -1,0 +1,65 @@
+"""The agent console: the live queue and the ticket workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from messaging.context import chat_context
+from messaging.selectors import can_send
+from tickets import selectors, services
+from tickets.roles import can_handle_tickets, can_use_console
+
+
+def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not can_use_console(request.user):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@console_required
+def queue(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.console_queue(), settings.REFUNDCHAT["QUEUE_PAGE_SIZE"]).get_page(request.GET.get("page"))
+    return render(request, "console/queue.html", {"page": page, "tickets": page.object_list})
+
+
+@console_required
+def ticket_workspace(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    ticket = selectors.get_console_ticket(ticket_id=ticket_id)
+    return render(
+        request,
+        "console/ticket.html",
+        {
+            "ticket": ticket,
+            "order": ticket.order,
+            "events": selectors.timeline(ticket=ticket, for_buyer=False),
+            **chat_context(conversation=ticket.conversation, can_send=can_send(user=request.user, ticket=ticket)),
+            "can_claim": can_handle_tickets(request.user) and ticket.is_open and ticket.assigned_agent_id is None,
+        },
+    )
+
+
+@require_POST
+@console_required
+def claim(request: HttpRequest, ticket_id: int) -> HttpResponse:
+    selectors.get_console_ticket(ticket_id=ticket_id)  # 404 for a ticket that does not exist
+    try:
+        services.claim_ticket(ticket_id=ticket_id, agent=request.user)
+    except services.TicketError as error:
+        messages.error(request, str(error))
+    return redirect("console:ticket", ticket_id=ticket_id)

@@ -1,0 +1,221 @@
+"""Orders, refund tickets and their timeline.
+
+Money is stored as integer cents (CNY fen); datetimes are aware.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Order(models.Model):
+    """An order as the shop's order system knows it."""
+
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", verbose_name=_("buyer")
+    )
+    order_no = models.CharField(_("order number"), max_length=32, unique=True)
+    shipping_fee_cents = models.PositiveIntegerField(_("shipping fee (cents)"), default=0)
+    paid_total_cents = models.PositiveIntegerField(_("paid total (cents)"))
+    paid_at = models.DateTimeField(_("paid at"))
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    recipient_name = models.CharField(_("recipient"), max_length=100, blank=True)
+    shipping_address = models.CharField(_("shipping address"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-paid_at"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        indexes = [models.Index(fields=["buyer", "-paid_at"], name="order_buyer_paid_idx")]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items", verbose_name=_("order"))
+    sku = models.CharField(_("SKU"), max_length=64)
+    title = models.CharField(_("title"), max_length=200)
+    unit_price_cents = models.PositiveIntegerField(_("unit price (cents)"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+    image = models.ImageField(_("image"), upload_to="products/", blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("order item")
+        verbose_name_plural = _("order items")
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="orderitem_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.title} × {self.quantity}"
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.unit_price_cents * self.quantity
+
+
+class TicketStatus(models.TextChoices):
+    """The refund states of shared/DESIGN.md; transitions live in tickets/workflow.py."""
+
+    REQUESTED = "requested", _("Requested")
+    AWAITING_EVIDENCE = "awaiting_evidence", _("Awaiting evidence")
+    UNDER_REVIEW = "under_review", _("Under review")
+    APPROVED_REFUND_ONLY = "approved_refund_only", _("Approved (refund only)")
+    RETURN_REQUIRED = "return_required", _("Return required")
+    RETURN_IN_TRANSIT = "return_in_transit", _("Return in transit")
+    RETURN_RECEIVED = "return_received", _("Return received")
+    REFUND_PENDING = "refund_pending", _("Refund pending")
+    REFUNDED = "refunded", _("Refunded")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
+    CLOSED = "closed", _("Closed")
+    ESCALATED = "escalated", _("Escalated")
+
+
+FINAL_STATUSES = frozenset({TicketStatus.REFUNDED, TicketStatus.REJECTED, TicketStatus.CANCELLED, TicketStatus.CLOSED})
+OPEN_STATUSES = frozenset(set(TicketStatus) - FINAL_STATUSES)
+
+
+class RefundKind(models.TextChoices):
+    REFUND_ONLY = "refund_only", _("Refund only")
+    RETURN_AND_REFUND = "return_and_refund", _("Return and refund")
+
+
+class RefundReason(models.TextChoices):
+    WRONG_SIZE = "wrong_size", _("Wrong size")
+    COLOUR_DIFFERS = "colour_differs", _("Colour differs from the pictures")
+    QUALITY_DEFECT = "quality_defect", _("Quality defect")
+    DAMAGED_IN_TRANSIT = "damaged_in_transit", _("Damaged in transit")
+    MISSING_ITEM = "missing_item", _("Missing item")
+    NOT_RECEIVED = "not_received", _("Not received")
+    WRONG_ITEM = "wrong_item", _("Wrong item")
+    CHANGED_MIND = "changed_mind", _("Changed my mind")
+    OTHER = "other", _("Other")
+
+
+class RefundTicket(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("order"))
+    # Denormalised from the order so that permission checks and queues need no join.
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="refund_tickets",
+        verbose_name=_("buyer"),
+    )
+    kind = models.CharField(_("type"), max_length=32, choices=RefundKind.choices)
+    reason = models.CharField(_("reason"), max_length=32, choices=RefundReason.choices)
+    description = models.TextField(_("description"), blank=True, max_length=2000)
+    status = models.CharField(_("status"), max_length=32, choices=TicketStatus.choices, default=TicketStatus.REQUESTED)
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+        verbose_name=_("assigned agent"),
+    )
+    requested_amount_cents = models.PositiveIntegerField(_("requested amount (cents)"))
+    # The buyer's language when the ticket was opened: emails and bot replies use it.
+    language = models.CharField(_("language"), max_length=10, default="zh-hans")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    first_response_due_at = models.DateTimeField(_("first response due"))
+    first_responded_at = models.DateTimeField(_("first responded at"), null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("refund ticket")
+        verbose_name_plural = _("refund tickets")
+        permissions = [
+            ("use_console", _("Can open the agent console")),
+            ("handle_ticket", _("Can claim and answer refund tickets")),
+        ]
+        indexes = [
+            models.Index(fields=["status", "first_response_due_at"], name="ticket_status_due_idx"),
+            models.Index(fields=["buyer", "-created_at"], name="ticket_buyer_created_idx"),
+            models.Index(fields=["assigned_agent", "status"], name="ticket_agent_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"RC-{self.pk:06d}" if self.pk else "RC-new"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class RefundTicketItem(models.Model):
+    """Which order items, and how many of each, a ticket asks money back for."""
+
+    ticket = models.ForeignKey(RefundTicket, on_delete=models.CASCADE, related_name="items", verbose_name=_("ticket"))
+    order_item = models.ForeignKey(
+        OrderItem, on_delete=models.PROTECT, related_name="ticket_items", verbose_name=_("order item")
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
+
+    class Meta:
+        verbose_name = _("ticket item")
+        verbose_name_plural = _("ticket items")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "order_item"], name="ticketitem_unique_per_ticket"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="ticketitem_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_item.title} × {self.quantity}"
+
+
+class TicketEventKind(models.TextChoices):
+    CREATED = "created", _("Ticket created")
+    STATUS_CHANGED = "status_changed", _("Status changed")
+    ASSIGNED = "assigned", _("Assigned")
+    FIRST_RESPONSE = "first_response", _("First response")
+
+
+class TicketEvent(models.Model):
+    """An append-only timeline entry: who did what to a ticket, and why."""
+
+    ticket = models.ForeignKey(RefundTicket, on_delete=models.CASCADE, related_name="events", verbose_name=_("ticket"))
+    kind = models.CharField(_("kind"), max_length=32, choices=TicketEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    from_status = models.CharField(_("from status"), max_length=32, choices=TicketStatus.choices, blank=True)
+    to_status = models.CharField(_("to status"), max_length=32, choices=TicketStatus.choices, blank=True)
+    reason = models.CharField(_("reason"), max_length=500, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    # Whether the buyer sees this entry in their history (assignments are internal).
+    visible_to_buyer = models.BooleanField(_("visible to buyer"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("ticket event")
+        verbose_name_plural = _("ticket events")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="status_changed", to_status__gt="") | ~Q(kind="status_changed"),
+                name="ticketevent_status_change_has_target",
+            ),
+            models.CheckConstraint(
+                condition=~Q(from_status=F("to_status")) | Q(to_status=""),
+                name="ticketevent_status_change_changes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.get_kind_display()}"

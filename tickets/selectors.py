@@ -1,0 +1,99 @@
+"""Reads on orders and refund tickets, each scoped to who is asking."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F, Prefetch, QuerySet, Sum
+from django.http import Http404
+
+from tickets.models import (
+    OPEN_STATUSES,
+    Order,
+    OrderItem,
+    RefundTicket,
+    RefundTicketItem,
+    TicketEvent,
+    TicketStatus,
+)
+
+# Tickets in these states no longer hold their items: the items may be asked again.
+RELEASED_STATUSES = (TicketStatus.REJECTED, TicketStatus.CANCELLED, TicketStatus.CLOSED)
+
+
+def orders_for_buyer(*, buyer: AbstractBaseUser) -> QuerySet[Order]:
+    return Order.objects.filter(buyer=buyer).prefetch_related("items").order_by("-paid_at")
+
+
+def get_buyer_order(*, buyer: AbstractBaseUser, order_no: str, for_update: bool = False) -> Order:
+    """The buyer's own order; 404 for anyone else's, so that existence does not leak."""
+    queryset = Order.objects.filter(buyer=buyer, order_no=order_no)
+    if for_update:
+        queryset = queryset.select_for_update()
+    order = queryset.first()
+    if order is None:
+        raise Http404("No such order")
+    return order
+
+
+def refundable_quantities(*, order: Order) -> dict[int, int]:
+    """Per order item, how many units may still be asked back (not in a live or refunded ticket)."""
+    taken = dict(
+        RefundTicketItem.objects.filter(order_item__order=order)
+        .exclude(ticket__status__in=RELEASED_STATUSES)
+        .values_list("order_item_id")
+        .annotate(total=Sum("quantity"))
+        .values_list("order_item_id", "total")
+    )
+    return {item.pk: item.quantity - taken.get(item.pk, 0) for item in order.items.all()}
+
+
+def items_in_open_tickets(*, order: Order) -> dict[int, RefundTicket]:
+    """Order item id → the open ticket that holds it."""
+    rows = (
+        RefundTicketItem.objects.filter(order_item__order=order, ticket__status__in=OPEN_STATUSES)
+        .select_related("ticket")
+        .order_by("ticket_id")
+    )
+    return {row.order_item_id: row.ticket for row in rows}
+
+
+def tickets_for_buyer(*, buyer: AbstractBaseUser) -> QuerySet[RefundTicket]:
+    return RefundTicket.objects.filter(buyer=buyer).select_related("order").order_by("-created_at")
+
+
+def get_buyer_ticket(*, buyer: AbstractBaseUser, ticket_id: int) -> RefundTicket:
+    ticket = ticket_detail_queryset().filter(buyer=buyer, pk=ticket_id).first()
+    if ticket is None:
+        raise Http404("No such ticket")
+    return ticket
+
+
+def ticket_detail_queryset() -> QuerySet[RefundTicket]:
+    return RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation").prefetch_related(
+        Prefetch("items", queryset=RefundTicketItem.objects.select_related("order_item")),
+        Prefetch("order__items", queryset=OrderItem.objects.order_by("id")),
+    )
+
+
+def get_console_ticket(*, ticket_id: int) -> RefundTicket:
+    ticket = ticket_detail_queryset().filter(pk=ticket_id).first()
+    if ticket is None:
+        raise Http404("No such ticket")
+    return ticket
+
+
+def console_queue() -> QuerySet[RefundTicket]:
+    """Open tickets, the most urgent first-response deadline on top."""
+    return (
+        RefundTicket.objects.filter(status__in=OPEN_STATUSES)
+        .select_related("order", "buyer", "assigned_agent", "conversation")
+        # Unanswered tickets first, then by how soon the first-response promise runs out.
+        .order_by(F("first_responded_at").asc(nulls_first=True), "first_response_due_at", "id")
+    )
+
+
+def timeline(*, ticket: RefundTicket, for_buyer: bool) -> QuerySet[TicketEvent]:
+    events = TicketEvent.objects.filter(ticket=ticket).select_related("actor").order_by("created_at", "id")
+    if for_buyer:
+        events = events.filter(visible_to_buyer=True)
+    return events

@@ -1,0 +1,191 @@
+"""Writes on orders and refund tickets.
+
+Every function here that changes a ticket locks its row, writes the change and
+its TicketEvent in one transaction, and schedules side effects (socket pushes,
+Celery tasks) with `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from messaging import realtime
+from tickets import selectors
+from tickets.models import (
+    Order,
+    RefundKind,
+    RefundReason,
+    RefundTicket,
+    RefundTicketItem,
+    TicketEvent,
+    TicketEventKind,
+)
+from tickets.roles import can_handle_tickets
+
+
+class TicketError(Exception):
+    """A request that breaks a business rule; the message is shown to the user as it is."""
+
+
+@dataclass(frozen=True)
+class RequestedItem:
+    order_item_id: int
+    quantity: int
+
+
+def check_refund_request(
+    *, order: Order, kind: str, reason: str, items: Sequence[RequestedItem]
+) -> list[tuple[int, int, int]]:
+    """Validate a refund request against the order; return (item id, quantity, unit price) rows.
+
+    Must run while the order row is locked, so that two requests for the same
+    item cannot both pass.
+    """
+    if kind not in RefundKind.values:
+        raise TicketError(_("Choose refund only or return and refund."))
+    if reason not in RefundReason.values:
+        raise TicketError(_("Choose a reason for the refund."))
+    if not items:
+        raise TicketError(_("Choose at least one item to refund."))
+    order_items = {item.pk: item for item in order.items.all()}
+    available = selectors.refundable_quantities(order=order)
+    blocked = selectors.items_in_open_tickets(order=order)
+    rows: list[tuple[int, int, int]] = []
+    seen: set[int] = set()
+    for requested in items:
+        order_item = order_items.get(requested.order_item_id)
+        if order_item is None or requested.order_item_id in seen:
+            raise TicketError(_("That item is not part of this order."))
+        seen.add(requested.order_item_id)
+        if requested.order_item_id in blocked:
+            raise TicketError(
+                _("“%(title)s” already has an open refund request. Continue in that conversation.")
+                % {"title": order_item.title}
+            )
+        if not 1 <= requested.quantity <= available[order_item.pk]:
+            raise TicketError(
+                _("You can ask a refund for at most %(count)d of “%(title)s”.")
+                % {"count": available[order_item.pk], "title": order_item.title}
+            )
+        rows.append((order_item.pk, requested.quantity, order_item.unit_price_cents))
+    return rows
+
+
+def create_refund_ticket(
+    *,
+    buyer: AbstractBaseUser,
+    order_no: str,
+    kind: str,
+    reason: str,
+    items: Sequence[RequestedItem],
+    description: str = "",
+    language: str = "zh-hans",
+) -> RefundTicket:
+    """Open a refund ticket and its conversation for items of one of the buyer's orders."""
+    from messaging import services as messaging_services
+
+    with transaction.atomic():
+        # The lock serialises requests on one order: no item can end up in two open tickets.
+        order = selectors.get_buyer_order(buyer=buyer, order_no=order_no, for_update=True)
+        rows = check_refund_request(order=order, kind=kind, reason=reason, items=items)
+        now = timezone.now()
+        ticket = RefundTicket.objects.create(
+            order=order,
+            buyer=buyer,
+            kind=kind,
+            reason=reason,
+            description=description.strip(),
+            language=language,
+            requested_amount_cents=sum(quantity * price for _id, quantity, price in rows),
+            first_response_due_at=now + settings.REFUNDCHAT["FIRST_RESPONSE_SLA"],
+        )
+        RefundTicketItem.objects.bulk_create(
+            RefundTicketItem(ticket=ticket, order_item_id=item_id, quantity=quantity)
+            for item_id, quantity, _price in rows
+        )
+        TicketEvent.objects.create(
+            ticket=ticket,
+            kind=TicketEventKind.CREATED,
+            actor=buyer,
+            to_status=ticket.status,
+            data={"kind": kind, "reason": reason, "items": [[item_id, quantity] for item_id, quantity, _p in rows]},
+        )
+        messaging_services.open_conversation(ticket=ticket)
+        publish_ticket_changed(ticket=ticket)
+        transaction.on_commit(partial(_queue_ticket_created_notification, ticket.pk))
+    return ticket
+
+
+def _queue_ticket_created_notification(ticket_id: int) -> None:
+    from tickets.tasks import notify_ticket_created
+
+    notify_ticket_created.delay(ticket_id)
+
+
+def claim_ticket(*, ticket_id: int, agent: AbstractBaseUser) -> RefundTicket:
+    """Assign an open ticket to `agent`; refused when another agent already holds it."""
+    from messaging import services as messaging_services
+
+    if not can_handle_tickets(agent):
+        raise TicketError(_("You do not have permission to handle tickets."))
+    with transaction.atomic():
+        ticket = RefundTicket.objects.select_for_update(of=("self",)).select_related("assigned_agent").get(pk=ticket_id)
+        if not ticket.is_open:
+            raise TicketError(_("This ticket is closed."))
+        if ticket.assigned_agent_id == agent.pk:
+            return ticket
+        if ticket.assigned_agent is not None:
+            raise TicketError(
+                _("Already claimed by %(name)s.") % {"name": ticket.assigned_agent.get_username()}
+            )
+        ticket.assigned_agent = agent  # type: ignore[assignment]
+        ticket.save(update_fields=["assigned_agent", "updated_at"])
+        TicketEvent.objects.create(
+            ticket=ticket,
+            kind=TicketEventKind.ASSIGNED,
+            actor=agent,
+            data={"agent_id": agent.pk, "previous_agent_id": None},
+            visible_to_buyer=False,
+        )
+        messaging_services.add_agent(conversation_id=ticket.conversation.pk, agent=agent)
+        publish_ticket_changed(ticket=ticket)
+    return ticket
+
+
+def record_staff_reply(*, ticket_id: int, agent: AbstractBaseUser) -> None:
+    """Note the first human answer on a ticket (the first-response SLA stops here).
+
+    Called inside the transaction that stores the reply.
+    """
+    ticket = RefundTicket.objects.select_for_update().get(pk=ticket_id)
+    if ticket.first_responded_at is not None:
+        return
+    ticket.first_responded_at = timezone.now()
+    ticket.save(update_fields=["first_responded_at", "updated_at"])
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEventKind.FIRST_RESPONSE,
+        actor=agent,
+        visible_to_buyer=False,
+    )
+    publish_ticket_changed(ticket=ticket)
+
+
+def publish_ticket_changed(*, ticket: RefundTicket) -> None:
+    """Tell consoles and the buyer's tabs that the ticket changed (after commit)."""
+    frame = {
+        "type": "ticket.updated",
+        "ticket_id": ticket.pk,
+        "status": ticket.status,
+        "assigned_agent_id": ticket.assigned_agent_id,
+    }
+    realtime.publish(group=realtime.QUEUE_GROUP, frame=frame)
+    realtime.publish(group=realtime.user_group(ticket.buyer_id), frame=frame)

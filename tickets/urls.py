@@ -1,0 +1,13 @@
+from django.urls import path
+
+from tickets import views
+
+app_name = "tickets"
+
+urlpatterns = [
+    path("orders/", views.order_list, name="order_list"),
+    path("orders/<str:order_no>/", views.order_detail, name="order_detail"),
+    path("orders/<str:order_no>/refund/", views.refund_request, name="refund_request"),
+    path("refunds/", views.ticket_list, name="ticket_list"),
+    path("refunds/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
+]
