@@ -60,6 +60,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # conversation id -> highest seq this socket has been sent
         self.sent_seq: dict[int, int] = {}
         self.in_queue = False
+        # Permissions are read once per connection; a changed role takes effect on reconnect.
+        self.is_console_user = await database_sync_to_async(can_use_console)(self.user)
         self.groups_joined: set[str] = set()
         await self._join(realtime.user_group(self.user.pk))
         await self._send_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user_id": self.user.pk})
@@ -133,7 +135,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_queue_subscribe(self, frame: dict[str, Any]) -> None:
-        if not can_use_console(self.user):
+        if not self.is_console_user:
             raise FrameError("not_allowed", _("You cannot watch the ticket queue."))
         self.in_queue = True
         await self._join(realtime.QUEUE_GROUP)

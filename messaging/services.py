@@ -122,5 +122,5 @@ def _append(
         frame={"type": "message", "message": serialize_message(message)},
     )
     # The consoles' queue shows the newest activity of each ticket.
-    ticket_services.publish_ticket_changed(ticket=conversation.ticket)
+    ticket_services.publish_ticket_changed(ticket=conversation.ticket, notify_buyer=False)
     return message

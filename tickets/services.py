@@ -176,11 +176,11 @@ def record_staff_reply(*, ticket_id: int, agent: AbstractBaseUser) -> None:
         actor=agent,
         visible_to_buyer=False,
     )
-    publish_ticket_changed(ticket=ticket)
+    publish_ticket_changed(ticket=ticket, notify_buyer=False)
 
 
-def publish_ticket_changed(*, ticket: RefundTicket) -> None:
-    """Tell consoles and the buyer's tabs that the ticket changed (after commit)."""
+def publish_ticket_changed(*, ticket: RefundTicket, notify_buyer: bool = True) -> None:
+    """Tell consoles, and unless the change is internal the buyer's tabs, that the ticket changed."""
     frame = {
         "type": "ticket.updated",
         "ticket_id": ticket.pk,
@@ -188,4 +188,5 @@ def publish_ticket_changed(*, ticket: RefundTicket) -> None:
         "assigned_agent_id": ticket.assigned_agent_id,
     }
     realtime.publish(group=realtime.QUEUE_GROUP, frame=frame)
-    realtime.publish(group=realtime.user_group(ticket.buyer_id), frame=frame)
+    if notify_buyer:
+        realtime.publish(group=realtime.user_group(ticket.buyer_id), frame=frame)

@@ -1,0 +1,288 @@
+"""The /ws/ consumer, driven through the real ASGI stack (session auth, origin check)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from messaging.models import Message
+from refundchat.asgi import application
+from tests import factories
+from tickets import services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+def session_cookie(user: Any) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def communicator(user: Any | None, *, origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
+    headers = [origin]
+    if user is not None:
+        headers.append((b"cookie", session_cookie(user)))
+    return WebsocketCommunicator(application, "/ws/", headers=headers)
+
+
+async def connect(comm: WebsocketCommunicator) -> dict[str, Any]:
+    connected, _ = await comm.connect()
+    assert connected
+    hello = await comm.receive_json_from()
+    assert hello["type"] == "hello"
+    return hello
+
+
+async def receive_until(comm: WebsocketCommunicator, frame_type: str) -> dict[str, Any]:
+    while True:
+        frame = await comm.receive_json_from(timeout=3)
+        if frame["type"] == frame_type:
+            return frame
+
+
+@pytest.fixture
+def ticket():
+    alice = factories.buyer(username="alice")
+    order = factories.order_with_items(buyer=alice, items=[(7900, 1)])
+    return factories.open_ticket(order=order)
+
+
+def test_socket_without_session_is_closed_with_4401():
+    comm = communicator(None)
+
+    async def scenario() -> None:
+        connected, _ = await comm.connect()
+        assert connected
+        closed = await comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4401}
+
+    async_to_sync(scenario)()
+
+
+def test_foreign_origin_is_rejected(ticket):
+    comm = communicator(ticket.buyer, origin=(b"origin", b"http://evil.example"))
+
+    async def scenario() -> None:
+        connected, _ = await comm.connect()
+        assert not connected
+
+    async_to_sync(scenario)()
+
+
+def test_buyer_and_agent_exchange_messages(ticket):
+    agent = factories.agent(username="agent")
+    services.claim_ticket(ticket_id=ticket.pk, agent=agent)
+    conversation_id = ticket.conversation.pk
+
+    buyer_ws, agent_ws = communicator(ticket.buyer), communicator(agent)
+    buyer_id = ticket.buyer.pk
+
+    async def scenario() -> None:
+        await connect(buyer_ws)
+        await connect(agent_ws)
+        for ws in (buyer_ws, agent_ws):
+            await ws.send_json_to({"type": "subscribe", "conversation": conversation_id, "last_seq": 0})
+            # The history so far: the "ticket created" system message.
+            history = await receive_until(ws, "message")
+            assert history["message"]["kind"] == "system"
+            subscribed = await receive_until(ws, "subscribed")
+            assert subscribed == {"type": "subscribed", "conversation": conversation_id, "last_seq": 1}
+
+        client_id = str(uuid.uuid4())
+        await buyer_ws.send_json_to(
+            {"type": "message.send", "conversation": conversation_id, "client_id": client_id, "body": "颜色不对"}
+        )
+        ack = await receive_until(buyer_ws, "message.ack")
+        assert (ack["seq"], ack["client_id"], ack["duplicate"]) == (2, client_id, False)
+        received = await receive_until(agent_ws, "message")
+        assert received["message"]["body"] == "颜色不对"
+        assert received["message"]["seq"] == 2
+        assert received["message"]["sender_id"] == buyer_id
+        # The sender's own tabs get the broadcast too, matched by client_id.
+        own = await receive_until(buyer_ws, "message")
+        assert (own["message"]["seq"], own["message"]["client_id"]) == (2, client_id)
+
+        await agent_ws.send_json_to(
+            {"type": "message.send", "conversation": conversation_id, "client_id": str(uuid.uuid4()), "body": "您好"}
+        )
+        reply = await receive_until(buyer_ws, "message")
+        assert (reply["message"]["body"], reply["message"]["seq"]) == ("您好", 3)
+        await buyer_ws.disconnect()
+        await agent_ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert list(Message.objects.filter(conversation_id=conversation_id).values_list("seq", flat=True)) == [1, 2, 3]
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is not None
+
+
+def test_resend_with_same_client_id_is_stored_once(ticket):
+    conversation_id = ticket.conversation.pk
+
+    ws = communicator(ticket.buyer)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "subscribe", "conversation": conversation_id, "last_seq": 1})
+        await receive_until(ws, "subscribed")
+        frame = {"type": "message.send", "conversation": conversation_id, "client_id": str(uuid.uuid4()), "body": "hi"}
+        await ws.send_json_to(frame)
+        first = await receive_until(ws, "message.ack")
+        broadcast = await receive_until(ws, "message")
+        assert broadcast["message"]["seq"] == first["seq"]
+        await ws.send_json_to(frame)
+        second = await receive_until(ws, "message.ack")
+        assert second["seq"] == first["seq"]
+        assert second["duplicate"] is True
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert Message.objects.filter(conversation_id=conversation_id, kind="text").count() == 1
+
+
+def test_resume_sends_only_missed_messages_in_order(ticket):
+    conversation_id = ticket.conversation.pk
+    from messaging import services as messaging_services
+
+    for n in range(3):
+        messaging_services.post_message(
+            conversation_id=conversation_id, sender=ticket.buyer, body=f"m{n}", client_id=uuid.uuid4()
+        )
+
+    ws = communicator(ticket.buyer)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "subscribe", "conversation": conversation_id, "last_seq": 2})
+        seqs = []
+        while True:
+            frame = await ws.receive_json_from(timeout=3)
+            if frame["type"] == "subscribed":
+                break
+            seqs.append(frame["message"]["seq"])
+        assert seqs == [3, 4]
+        assert frame["last_seq"] == 4
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ("not json", "bad_json"),
+        (json.dumps([1, 2]), "bad_frame"),
+        (json.dumps({"type": "dance"}), "unknown_type"),
+        (json.dumps({"type": "subscribe", "conversation": "1"}), "bad_frame"),
+        (json.dumps({"type": "message.send", "conversation": 1, "client_id": "nope", "body": "x"}), "bad_frame"),
+        ("x" * 70_000, "frame_too_large"),
+    ],
+)
+def test_malformed_frames_get_error_and_socket_stays_open(ticket, payload, code):
+    ws = communicator(ticket.buyer)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_to(text_data=payload)
+        error = await receive_until(ws, "error")
+        assert error["code"] == code
+        assert error["message"]
+        await ws.send_json_to({"type": "ping"})
+        assert (await receive_until(ws, "pong")) == {"type": "pong"}
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize(("body", "code"), [("", "message_empty"), ("   ", "message_empty"), ("长" * 5001, "message_too_long")])
+def test_empty_or_too_long_message_is_rejected(ticket, body, code):
+    client_id = str(uuid.uuid4())
+
+    ws = communicator(ticket.buyer)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to(
+            {"type": "message.send", "conversation": ticket.conversation.pk, "client_id": client_id, "body": body}
+        )
+        error = await receive_until(ws, "error")
+        assert (error["code"], error["ref"]) == (code, client_id)
+        await ws.send_json_to({"type": "ping"})
+        await receive_until(ws, "pong")
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert not Message.objects.filter(kind="text").exists()
+
+
+def test_other_buyer_cannot_subscribe_or_send(ticket):
+    bob = factories.buyer(username="bob")
+
+    ws = communicator(bob)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "subscribe", "conversation": ticket.conversation.pk, "last_seq": 0})
+        error = await receive_until(ws, "error")
+        assert error == {"type": "error", "code": "not_found", "message": "No such conversation.", "ref": None}
+        await ws.send_json_to(
+            {"type": "message.send", "conversation": ticket.conversation.pk, "client_id": str(uuid.uuid4()), "body": "x"}
+        )
+        assert (await receive_until(ws, "error"))["code"] == "not_allowed"
+        await ws.send_json_to({"type": "queue.subscribe"})
+        assert (await receive_until(ws, "error"))["code"] == "not_allowed"
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert not Message.objects.filter(kind="text").exists()
+
+
+def test_unassigned_agent_watches_but_cannot_write(ticket):
+    agent2 = factories.agent(username="agent2")
+
+    ws = communicator(agent2)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "subscribe", "conversation": ticket.conversation.pk, "last_seq": 0})
+        await receive_until(ws, "subscribed")
+        await ws.send_json_to(
+            {"type": "message.send", "conversation": ticket.conversation.pk, "client_id": str(uuid.uuid4()), "body": "x"}
+        )
+        assert (await receive_until(ws, "error"))["code"] == "not_allowed"
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_console_queue_receives_new_ticket_rows():
+    agent = factories.agent(username="agent")
+    alice = factories.buyer(username="alice")
+    order = factories.order_with_items(buyer=alice, items=[(7900, 1)])
+
+    ws = communicator(agent)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "queue.subscribe"})
+        await receive_until(ws, "queue.subscribed")
+        from channels.db import database_sync_to_async
+
+        ticket = await database_sync_to_async(factories.open_ticket)(order=order)
+        update = await receive_until(ws, "ticket.updated")
+        assert update["ticket_id"] == ticket.pk
+        assert f'data-ticket-id="{ticket.pk}"' in update["queue_row"]
+        assert order.order_no in update["queue_row"]
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
