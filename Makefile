@@ -29,15 +29,14 @@ compilemessages: check-tools
 # Refresh the catalogue after changing user-facing strings, then translate the new entries.
 messages: $(VENV)/.dev-installed
 	$(PY) manage.py makemessages -l zh_Hans --ignore '.venv/*' --ignore 'var/*' --ignore 'tests/*' --no-obsolete
-	$(PY) manage.py makemessages -d djangojs -l zh_Hans --ignore '.venv/*' --ignore 'var/*' --no-obsolete
 
 setup: $(VENV)/.runtime-installed compilemessages
 	$(PY) manage.py migrate_all -v0
 	$(PY) manage.py seed_demo
 
 run: setup
-	@echo "RefundChat at http://127.0.0.1:$${PORT:-8000}  (Ctrl-C stops web, worker and beat)"
-	$(VENV)/bin/honcho start -f Procfile
+	@echo "RefundChat at http://127.0.0.1:$${REFUNDCHAT_PORT:-8000}  (Ctrl-C stops web, worker and beat)"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -27,8 +27,9 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]
     return sent
 
 
-@pytest.fixture(autouse=True)
-def _flush_channel_layer() -> Iterator[None]:
+@pytest.fixture
+def flush_channel_layer() -> Iterator[None]:
+    """Empty the channel layer after the test, so groups and messages do not leak into the next."""
     yield
     layer = get_channel_layer()
     flush = getattr(layer, "flush", None)

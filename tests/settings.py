@@ -13,7 +13,8 @@ if os.environ.get("CI") and not (os.environ.get("DATABASE_URL", "").startswith("
 from refundchat.settings import *  # noqa: E402,F403
 from refundchat.settings import DATABASES, VAR_DIR  # noqa: E402
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# MD5 keeps unit tests fast; PBKDF2 is what the browser tests' server verifies.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="refundchat-test-media-"))
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True

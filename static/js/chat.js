@@ -32,7 +32,8 @@
 
   function timeText(iso) {
     var d = new Date(iso);
-    return d.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit", hour12: false });
+    // The shop's time zone, as the server renders history, whatever the device's zone.
+    return d.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: root.dataset.timeZone });
   }
 
   function scrollToEnd() { list.scrollTop = list.scrollHeight; }

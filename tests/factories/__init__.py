@@ -7,6 +7,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
@@ -34,6 +35,13 @@ class UserFactory(factory.django.DjangoModelFactory):
             ensure_role_groups()
             self.groups.add(Group.objects.get(name=extracted.value))
         self.save()
+
+
+def with_server_password(user: Any) -> Any:
+    """Hash the password as the live server's settings do (the browser tests log in for real)."""
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])
+    return user
 
 
 def buyer(**kwargs: Any) -> Any:

@@ -16,7 +16,7 @@ from refundchat.asgi import application
 from tests import factories
 from tickets import services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("flush_channel_layer")]
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 
