@@ -14,9 +14,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import trans_real
 
 from messaging import realtime, selectors, services
 from tickets.models import TicketStatus
@@ -40,7 +42,7 @@ def language_from_scope(scope: dict[str, Any]) -> str:
     candidates = [cookie] if cookie else []
     for name, value in scope.get("headers", []):
         if name == b"accept-language":
-            candidates += [lang for lang, _q in translation.trans_real.parse_accept_lang_header(value.decode("latin-1"))]
+            candidates += [lang for lang, _q in trans_real.parse_accept_lang_header(value.decode("latin-1"))]
     for candidate in candidates:
         try:
             return translation.get_supported_language_variant(candidate)
@@ -50,13 +52,17 @@ def language_from_scope(scope: dict[str, Any]) -> str:
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
+    user: User
+
     async def connect(self) -> None:
-        self.user = self.scope["user"]
-        self.language = language_from_scope(self.scope)
+        scope: dict[str, Any] = dict(self.scope)
+        self.language = language_from_scope(scope)
         await self.accept()
-        if not self.user.is_authenticated:
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.user = user
         # conversation id -> highest seq this socket has been sent
         self.sent_seq: dict[int, int] = {}
         self.in_queue = False
@@ -224,7 +230,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
 
 def _serialized_messages_after(conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
-    return [selectors.serialize_message(m) for m in selectors.messages_after(conversation_id=conversation_id, after_seq=after_seq)]
+    return [
+        selectors.serialize_message(m)
+        for m in selectors.messages_after(conversation_id=conversation_id, after_seq=after_seq)
+    ]
 
 
 def _int_field(frame: dict[str, Any], name: str, default: int | None = None) -> int:

@@ -108,4 +108,3 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} #{self.seq}"
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from messaging.models import Conversation, Message
@@ -15,20 +15,20 @@ from tickets.roles import can_use_console
 CATCH_UP_BATCH = 200
 
 
-def can_view(*, user: AbstractBaseUser | AnonymousUser, ticket: RefundTicket) -> bool:
+def can_view(*, user: User | AnonymousUser, ticket: RefundTicket) -> bool:
     if not user.is_authenticated:
         return False
     return ticket.buyer_id == user.pk or can_use_console(user)
 
 
-def can_send(*, user: AbstractBaseUser | AnonymousUser, ticket: RefundTicket) -> bool:
+def can_send(*, user: User | AnonymousUser, ticket: RefundTicket) -> bool:
     """The buyer and the agent the ticket is assigned to; others watch or claim first."""
     if not user.is_authenticated:
         return False
     return user.pk in (ticket.buyer_id, ticket.assigned_agent_id)
 
 
-def visible_conversation(*, user: AbstractBaseUser | AnonymousUser, conversation_id: int) -> Conversation | None:
+def visible_conversation(*, user: User | AnonymousUser, conversation_id: int) -> Conversation | None:
     conversation = Conversation.objects.select_related("ticket").filter(pk=conversation_id).first()
     if conversation is None or not can_view(user=user, ticket=conversation.ticket):
         return None

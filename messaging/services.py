@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -41,7 +41,7 @@ def open_conversation(*, ticket: RefundTicket) -> Conversation:
     return conversation
 
 
-def add_agent(*, conversation_id: int, agent: AbstractBaseUser) -> None:
+def add_agent(*, conversation_id: int, agent: User) -> None:
     Participant.objects.get_or_create(
         conversation_id=conversation_id, user_id=agent.pk, defaults={"role": ParticipantRole.AGENT}
     )
@@ -58,9 +58,7 @@ def check_message_body(body: object) -> str:
     return body.strip()
 
 
-def post_message(
-    *, conversation_id: int, sender: AbstractBaseUser, body: object, client_id: uuid.UUID
-) -> PostedMessage:
+def post_message(*, conversation_id: int, sender: User, body: object, client_id: uuid.UUID) -> PostedMessage:
     """Store a participant's message once, whatever how often the client resends it."""
     from tickets import services as ticket_services
 
@@ -68,14 +66,19 @@ def post_message(
     with transaction.atomic():
         # The row lock hands out gap-free sequence numbers and serialises resends.
         conversation = (
-            Conversation.objects.select_for_update(of=("self",)).select_related("ticket").filter(pk=conversation_id).first()
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("ticket")
+            .filter(pk=conversation_id)
+            .first()
         )
         if conversation is None or not can_send(user=sender, ticket=conversation.ticket):
             raise MessageRejected("not_allowed", _("You cannot write in this conversation."))
         existing = Message.objects.filter(conversation=conversation, sender=sender, client_id=client_id).first()
         if existing is not None:
             return PostedMessage(message=existing, created=False)
-        message = _append(conversation=conversation, kind=MessageKind.TEXT, sender=sender, body=text, client_id=client_id)
+        message = _append(
+            conversation=conversation, kind=MessageKind.TEXT, sender=sender, body=text, client_id=client_id
+        )
         if sender.pk != conversation.ticket.buyer_id:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
     return PostedMessage(message=message, created=True)
@@ -99,7 +102,7 @@ def _append(
     *,
     conversation: Conversation,
     kind: str,
-    sender: AbstractBaseUser | None,
+    sender: User | None,
     body: str,
     client_id: uuid.UUID | None,
 ) -> Message:

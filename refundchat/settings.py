@@ -101,7 +101,7 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES: dict[str, dict[str, Any]] = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
+        "default": dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True))
     }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -227,11 +227,9 @@ REST_FRAMEWORK = {
 }
 
 # --- RefundChat policy ----------------------------------------------------
-REFUNDCHAT = {
-    # Promised time for the first human answer on a new ticket.
-    "FIRST_RESPONSE_SLA": timedelta(hours=int(os.environ.get("REFUNDCHAT_FIRST_RESPONSE_SLA_HOURS", "2"))),
-    "QUEUE_PAGE_SIZE": 50,
-}
+# Promised time for the first human answer on a new ticket.
+REFUNDCHAT_FIRST_RESPONSE_SLA = timedelta(hours=int(os.environ.get("REFUNDCHAT_FIRST_RESPONSE_SLA_HOURS", "2")))
+REFUNDCHAT_QUEUE_PAGE_SIZE = 50
 
 LOGGING = {
     "version": 1,

@@ -24,4 +24,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = run_checks()
     healthy = all(result == "ok" for result in checks.values())
     down = [name for name, result in checks.items() if result != "ok"]
-    return JsonResponse({"status": "ok" if healthy else "down", "down": down, "checks": checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "down", "down": down, "checks": checks}, status=200 if healthy else 503
+    )

@@ -5,12 +5,25 @@ from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
+from django.utils import translation
 
 from messaging import realtime
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--screenshots", action="store_true", help="save screenshots of key pages to docs/screenshots/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: the fast tests give their answer first."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Service-level tests read English messages; pages and sockets pick their own language."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

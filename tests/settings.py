@@ -7,11 +7,13 @@ from pathlib import Path
 # Unit tests run in one process: without Redis the in-memory layer is enough.
 os.environ.setdefault("REFUNDCHAT_CHANNEL_LAYER", "redis" if os.environ.get("REDIS_URL") else "memory")
 
-if os.environ.get("CI") and not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")):
+if os.environ.get("CI") and not (
+    os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")
+):
     raise RuntimeError("CI must run the suite on PostgreSQL and Redis: set DATABASE_URL and REDIS_URL")
 
-from refundchat.settings import *  # noqa: E402,F403
-from refundchat.settings import DATABASES, VAR_DIR  # noqa: E402
+from refundchat.settings import *  # noqa: F403
+from refundchat.settings import DATABASES, VAR_DIR
 
 # MD5 keeps unit tests fast; PBKDF2 is what the browser tests' server verifies.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from messaging.context import chat_context
 from messaging.selectors import can_send
 from tickets import selectors, services
-from tickets.roles import can_handle_tickets, can_use_console
+from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 
 
 def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -33,13 +33,13 @@ def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 @console_required
-def queue(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.console_queue(), settings.REFUNDCHAT["QUEUE_PAGE_SIZE"]).get_page(request.GET.get("page"))
+def queue(request: AuthenticatedRequest) -> HttpResponse:
+    page = Paginator(selectors.console_queue(), settings.REFUNDCHAT_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "console/queue.html", {"page": page, "tickets": page.object_list})
 
 
 @console_required
-def ticket_workspace(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
     ticket = selectors.get_console_ticket(ticket_id=ticket_id)
     return render(
         request,
@@ -56,7 +56,7 @@ def ticket_workspace(request: HttpRequest, ticket_id: int) -> HttpResponse:
 
 @require_POST
 @console_required
-def claim(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def claim(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
     selectors.get_console_ticket(ticket_id=ticket_id)  # 404 for a ticket that does not exist
     try:
         services.claim_ticket(ticket_id=ticket_id, agent=request.user)

@@ -13,7 +13,7 @@ class RefundRequestForm(forms.Form):
     """What the buyer asks for: refund type, reason, and how many of each item."""
 
     kind = forms.ChoiceField(label=_("What do you want?"), choices=RefundKind.choices, widget=forms.RadioSelect)
-    reason = forms.ChoiceField(label=_("Reason"), choices=[("", _("Choose a reason"))] + list(RefundReason.choices))
+    reason = forms.ChoiceField(label=_("Reason"), choices=[("", _("Choose a reason")), *list(RefundReason.choices)])
     description = forms.CharField(
         label=_("Describe the problem (optional)"),
         required=False,

@@ -29,7 +29,7 @@ def send_ticket_created_notification(*, ticket_id: int) -> None:
     if Message.objects.filter(conversation=ticket.conversation, sender=None, client_id=key).exists():
         return  # a previous run finished: nothing left to do
     with translation.override(ticket.language):
-        sla = format_duration(settings.REFUNDCHAT["FIRST_RESPONSE_SLA"])
+        sla = format_duration(settings.REFUNDCHAT_FIRST_RESPONSE_SLA)
         text = _("Ticket %(number)s created, an agent will answer within %(sla)s.") % {
             "number": ticket.number,
             "sla": sla,

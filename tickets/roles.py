@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import HttpRequest
 
 
 class Role(enum.StrEnum):
@@ -35,7 +35,13 @@ GROUP_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.MANAGER: ("tickets.use_console",),  # plus view_* of every model, added by ensure_role_groups
 }
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
+
+
+class AuthenticatedRequest(HttpRequest):
+    """The request of a view behind login_required: its user is a real account."""
+
+    user: User
 
 
 def can_use_console(user: AnyUser) -> bool:

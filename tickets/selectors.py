@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import F, Prefetch, QuerySet, Sum
 from django.http import Http404
 
@@ -20,11 +20,11 @@ from tickets.models import (
 RELEASED_STATUSES = (TicketStatus.REJECTED, TicketStatus.CANCELLED, TicketStatus.CLOSED)
 
 
-def orders_for_buyer(*, buyer: AbstractBaseUser) -> QuerySet[Order]:
+def orders_for_buyer(*, buyer: User) -> QuerySet[Order]:
     return Order.objects.filter(buyer=buyer).prefetch_related("items").order_by("-paid_at")
 
 
-def get_buyer_order(*, buyer: AbstractBaseUser, order_no: str, for_update: bool = False) -> Order:
+def get_buyer_order(*, buyer: User, order_no: str, for_update: bool = False) -> Order:
     """The buyer's own order; 404 for anyone else's, so that existence does not leak."""
     queryset = Order.objects.filter(buyer=buyer, order_no=order_no)
     if for_update:
@@ -57,11 +57,11 @@ def items_in_open_tickets(*, order: Order) -> dict[int, RefundTicket]:
     return {row.order_item_id: row.ticket for row in rows}
 
 
-def tickets_for_buyer(*, buyer: AbstractBaseUser) -> QuerySet[RefundTicket]:
+def tickets_for_buyer(*, buyer: User) -> QuerySet[RefundTicket]:
     return RefundTicket.objects.filter(buyer=buyer).select_related("order").order_by("-created_at")
 
 
-def get_buyer_ticket(*, buyer: AbstractBaseUser, ticket_id: int) -> RefundTicket:
+def get_buyer_ticket(*, buyer: User, ticket_id: int) -> RefundTicket:
     ticket = ticket_detail_queryset().filter(buyer=buyer, pk=ticket_id).first()
     if ticket is None:
         raise Http404("No such ticket")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -81,7 +81,7 @@ def check_refund_request(
 
 def create_refund_ticket(
     *,
-    buyer: AbstractBaseUser,
+    buyer: User,
     order_no: str,
     kind: str,
     reason: str,
@@ -105,7 +105,7 @@ def create_refund_ticket(
             description=description.strip(),
             language=language,
             requested_amount_cents=sum(quantity * price for _id, quantity, price in rows),
-            first_response_due_at=now + settings.REFUNDCHAT["FIRST_RESPONSE_SLA"],
+            first_response_due_at=now + settings.REFUNDCHAT_FIRST_RESPONSE_SLA,
         )
         RefundTicketItem.objects.bulk_create(
             RefundTicketItem(ticket=ticket, order_item_id=item_id, quantity=quantity)
@@ -130,7 +130,7 @@ def _queue_ticket_created_notification(ticket_id: int) -> None:
     notify_ticket_created.delay(ticket_id)
 
 
-def claim_ticket(*, ticket_id: int, agent: AbstractBaseUser) -> RefundTicket:
+def claim_ticket(*, ticket_id: int, agent: User) -> RefundTicket:
     """Assign an open ticket to `agent`; refused when another agent already holds it."""
     from messaging import services as messaging_services
 
@@ -143,10 +143,8 @@ def claim_ticket(*, ticket_id: int, agent: AbstractBaseUser) -> RefundTicket:
         if ticket.assigned_agent_id == agent.pk:
             return ticket
         if ticket.assigned_agent is not None:
-            raise TicketError(
-                _("Already claimed by %(name)s.") % {"name": ticket.assigned_agent.get_username()}
-            )
-        ticket.assigned_agent = agent  # type: ignore[assignment]
+            raise TicketError(_("Already claimed by %(name)s.") % {"name": ticket.assigned_agent.get_username()})
+        ticket.assigned_agent = agent
         ticket.save(update_fields=["assigned_agent", "updated_at"])
         TicketEvent.objects.create(
             ticket=ticket,
@@ -160,7 +158,7 @@ def claim_ticket(*, ticket_id: int, agent: AbstractBaseUser) -> RefundTicket:
     return ticket
 
 
-def record_staff_reply(*, ticket_id: int, agent: AbstractBaseUser) -> None:
+def record_staff_reply(*, ticket_id: int, agent: User) -> None:
     """Note the first human answer on a ticket (the first-response SLA stops here).
 
     Called inside the transaction that stores the reply.

@@ -3,30 +3,31 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 
 from messaging.context import chat_context
 from tickets import selectors, services
 from tickets.forms import RefundRequestForm
+from tickets.roles import AuthenticatedRequest
 
 
 @login_required
-def order_list(request: HttpRequest) -> HttpResponse:
+def order_list(request: AuthenticatedRequest) -> HttpResponse:
     orders = selectors.orders_for_buyer(buyer=request.user)
     return render(request, "tickets/order_list.html", {"orders": orders})
 
 
 @login_required
-def order_detail(request: HttpRequest, order_no: str) -> HttpResponse:
+def order_detail(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
     order = selectors.get_buyer_order(buyer=request.user, order_no=order_no)
     tickets = order.tickets.order_by("-created_at")
     return render(request, "tickets/order_detail.html", {"order": order, "tickets": tickets})
 
 
 @login_required
-def refund_request(request: HttpRequest, order_no: str) -> HttpResponse:
+def refund_request(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
     order = selectors.get_buyer_order(buyer=request.user, order_no=order_no)
     refundable = selectors.refundable_quantities(order=order)
     form = RefundRequestForm(request.POST or None, order=order, refundable=refundable)
@@ -50,13 +51,13 @@ def refund_request(request: HttpRequest, order_no: str) -> HttpResponse:
 
 
 @login_required
-def ticket_list(request: HttpRequest) -> HttpResponse:
+def ticket_list(request: AuthenticatedRequest) -> HttpResponse:
     tickets = selectors.tickets_for_buyer(buyer=request.user)
     return render(request, "tickets/ticket_list.html", {"tickets": tickets})
 
 
 @login_required
-def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
+def ticket_detail(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
     ticket = selectors.get_buyer_ticket(buyer=request.user, ticket_id=ticket_id)
     return render(
         request,

@@ -102,9 +102,7 @@ def live_stack(transactional_db: None, tmp_path: Path) -> Iterator[LiveStack]:
     env = stack_environment(var_dir)
     python = sys.executable
     if env.get("REFUNDCHAT_CHANNEL_LAYER") == "sqlite":
-        subprocess.run(
-            [python, "manage.py", "migrate", "--database", "channels", "-v0"], cwd=ROOT, env=env, check=True
-        )
+        subprocess.run([python, "manage.py", "migrate", "--database", "channels", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
@@ -113,7 +111,9 @@ def live_stack(transactional_db: None, tmp_path: Path) -> Iterator[LiveStack]:
         "worker": [python, "-m", "celery", "--app", "refundchat", "worker", "--pool", "solo", "--loglevel", "INFO"],
     }
     processes = [
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=(log_dir / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=(log_dir / f"{name}.log").open("wb"), stderr=subprocess.STDOUT
+        )
         for name, command in commands.items()
     ]
     stack = LiveStack(url=f"http://127.0.0.1:{port}", processes=processes, log_dir=log_dir)
@@ -130,7 +130,7 @@ def live_stack(transactional_db: None, tmp_path: Path) -> Iterator[LiveStack]:
                 process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium (the browser tests need it)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import factory
 from django.contrib.auth import get_user_model
@@ -30,11 +30,11 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def role(self, create: bool, extracted: Role | None, **kwargs: Any) -> None:
+    def role(user: Any, create: bool, extracted: Role | None, **kwargs: Any) -> None:
         if extracted is not None:
             ensure_role_groups()
-            self.groups.add(Group.objects.get(name=extracted.value))
-        self.save()
+            user.groups.add(Group.objects.get(name=extracted.value))
+        user.save()
 
 
 def with_server_password(user: Any) -> Any:
@@ -81,7 +81,7 @@ class OrderItemFactory(factory.django.DjangoModelFactory):
 
 def order_with_items(*, buyer: Any, items: list[tuple[int, int]], **kwargs: Any) -> Order:
     """An order whose items have the given (unit price in cents, quantity), totals consistent."""
-    order = OrderFactory(buyer=buyer, **kwargs)
+    order = cast(Order, OrderFactory(buyer=buyer, **kwargs))
     for price, quantity in items:
         OrderItemFactory(order=order, unit_price_cents=price, quantity=quantity)
     order.paid_total_cents = sum(p * q for p, q in items) + order.shipping_fee_cents
@@ -89,7 +89,11 @@ def order_with_items(*, buyer: Any, items: list[tuple[int, int]], **kwargs: Any)
     return order
 
 
-def open_ticket(*, order: Order, kind: str = "refund_only", reason: str = "quality_defect", **kwargs: Any) -> RefundTicket:
+def open_ticket(
+    *, order: Order, kind: str = "refund_only", reason: str = "quality_defect", **kwargs: Any
+) -> RefundTicket:
     """A ticket for every unit of every item of the order, opened through the service."""
     items = [RequestedItem(order_item_id=item.pk, quantity=item.quantity) for item in order.items.all()]
-    return create_refund_ticket(buyer=order.buyer, order_no=order.order_no, kind=kind, reason=reason, items=items, **kwargs)
+    return create_refund_ticket(
+        buyer=order.buyer, order_no=order.order_no, kind=kind, reason=reason, items=items, **kwargs
+    )

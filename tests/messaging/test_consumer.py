@@ -27,8 +27,10 @@ def session_cookie(user: Any) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def communicator(user: Any | None, *, origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
-    headers = [origin]
+def communicator(
+    user: Any | None, *, origin: tuple[bytes, bytes] = ORIGIN, language: str = "en"
+) -> WebsocketCommunicator:
+    headers = [origin, (b"accept-language", language.encode())]
     if user is not None:
         headers.append((b"cookie", session_cookie(user)))
     return WebsocketCommunicator(application, "/ws/", headers=headers)
@@ -204,7 +206,9 @@ def test_malformed_frames_get_error_and_socket_stays_open(ticket, payload, code)
     async_to_sync(scenario)()
 
 
-@pytest.mark.parametrize(("body", "code"), [("", "message_empty"), ("   ", "message_empty"), ("长" * 5001, "message_too_long")])
+@pytest.mark.parametrize(
+    ("body", "code"), [("", "message_empty"), ("   ", "message_empty"), ("长" * 5001, "message_too_long")]
+)
 def test_empty_or_too_long_message_is_rejected(ticket, body, code):
     client_id = str(uuid.uuid4())
 
@@ -236,7 +240,12 @@ def test_other_buyer_cannot_subscribe_or_send(ticket):
         error = await receive_until(ws, "error")
         assert error == {"type": "error", "code": "not_found", "message": "No such conversation.", "ref": None}
         await ws.send_json_to(
-            {"type": "message.send", "conversation": ticket.conversation.pk, "client_id": str(uuid.uuid4()), "body": "x"}
+            {
+                "type": "message.send",
+                "conversation": ticket.conversation.pk,
+                "client_id": str(uuid.uuid4()),
+                "body": "x",
+            }
         )
         assert (await receive_until(ws, "error"))["code"] == "not_allowed"
         await ws.send_json_to({"type": "queue.subscribe"})
@@ -245,6 +254,19 @@ def test_other_buyer_cannot_subscribe_or_send(ticket):
 
     async_to_sync(scenario)()
     assert not Message.objects.filter(kind="text").exists()
+
+
+def test_error_messages_follow_the_connection_language(ticket):
+    ws = communicator(ticket.buyer, language="zh-CN,zh;q=0.9")
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "subscribe", "conversation": 999_999, "last_seq": 0})
+        error = await receive_until(ws, "error")
+        assert (error["code"], error["message"]) == ("not_found", "会话不存在。")
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
 
 
 def test_unassigned_agent_watches_but_cannot_write(ticket):
@@ -257,7 +279,12 @@ def test_unassigned_agent_watches_but_cannot_write(ticket):
         await ws.send_json_to({"type": "subscribe", "conversation": ticket.conversation.pk, "last_seq": 0})
         await receive_until(ws, "subscribed")
         await ws.send_json_to(
-            {"type": "message.send", "conversation": ticket.conversation.pk, "client_id": str(uuid.uuid4()), "body": "x"}
+            {
+                "type": "message.send",
+                "conversation": ticket.conversation.pk,
+                "client_id": str(uuid.uuid4()),
+                "body": "x",
+            }
         )
         assert (await receive_until(ws, "error"))["code"] == "not_allowed"
         await ws.disconnect()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_create_refund_ticket_opens_ticket_conversation_and_event(django_capture_on_commit_callbacks, published):
     alice = factories.buyer(username="alice", email="alice@example.com")
     order = factories.order_with_items(buyer=alice, items=[(7900, 2), (12900, 1)])
-    first, second = order.items.all()
+    first, _second = order.items.all()
 
     with django_capture_on_commit_callbacks(execute=True):
         ticket = services.create_refund_ticket(

@@ -74,7 +74,10 @@ class Command(BaseCommand):
             raise CommandError("Demo data is disabled in these settings (REFUNDCHAT_DEMO_DATA_ALLOWED is off).")
         with transaction.atomic():
             ensure_role_groups()
-            users = {username: self._user(username, first, last, role, staff) for username, first, last, role, staff in DEMO_USERS}
+            users = {
+                username: self._user(username, first, last, role, staff)
+                for username, first, last, role, staff in DEMO_USERS
+            }
             created = 0
             for buyer_index, username in enumerate(("alice", "bob")):
                 created += self._orders(users[username], buyer_index)
