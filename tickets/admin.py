@@ -99,3 +99,22 @@ class TicketEventAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     search_fields = ("=ticket__id", "reason", "actor__username")
     date_hierarchy = "created_at"
     list_select_related = ("ticket", "actor")
+
+
+@admin.register(OrderItem)
+class OrderItemAdmin(admin.ModelAdmin):
+    list_display = ("title", "sku", "order", "unit_price", "quantity")
+    search_fields = ("sku", "title", "order__order_no")
+    list_select_related = ("order",)
+    raw_id_fields = ("order",)
+
+    @admin.display(description=_("unit price"), ordering="unit_price_cents")
+    def unit_price(self, obj: OrderItem) -> str:
+        return format_cny(obj.unit_price_cents)
+
+
+@admin.register(RefundTicketItem)
+class RefundTicketItemAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("ticket", "order_item", "quantity")
+    search_fields = ("=ticket__id", "order_item__sku", "order_item__title")
+    list_select_related = ("ticket", "order_item")

@@ -1,0 +1,169 @@
+"""Buyer pages and the console, through the real URLconf, middleware and templates."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from tests import factories
+from tickets import services
+from tickets.models import RefundTicket
+from tickets.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice():
+    return factories.buyer(username="alice", first_name="Alice")
+
+
+@pytest.fixture
+def order(alice):
+    return factories.order_with_items(buyer=alice, items=[(7900, 2), (129900, 1)], order_no="202601000001")
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_pages_require_login(order):
+    for url in ("/orders/", f"/orders/{order.order_no}/", "/refunds/", "/console/"):
+        response = Client().get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/accounts/login/")
+
+
+def test_buyer_sees_own_orders_with_prices_in_yuan(alice, order):
+    other = factories.order_with_items(buyer=factories.buyer(), items=[(100, 1)], order_no="202699999999")
+    response = client_for(alice).get("/orders/")
+    assert response.status_code == 200
+    assert order.order_no.encode() in response.content
+    assert other.order_no.encode() not in response.content
+    assert "¥1,465.00" in response.content.decode()  # 2 × 79.00 + 1,299.00 + 8.00 shipping
+
+
+def test_pages_default_to_simplified_chinese_and_switch_to_english(alice, order):
+    client = client_for(alice)
+    assert "我的订单" in client.get("/orders/").content.decode()
+    response = client.post("/i18n/setlang/", {"language": "en", "next": "/orders/"})
+    assert response.status_code == 302
+    assert "My orders" in client.get("/orders/").content.decode()
+
+
+def test_refund_request_creates_ticket_and_lands_in_chat(alice, order, django_capture_on_commit_callbacks):
+    first = order.items.first()
+    client = client_for(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/orders/{order.order_no}/refund/",
+            {"kind": "return_and_refund", "reason": "wrong_size", f"item_{first.pk}": "1", "description": "偏小"},
+        )
+    ticket = RefundTicket.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/refunds/{ticket.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    for testid in ("order-card", "ticket-status", "chat-input", "chat-send", "message"):
+        assert f'data-testid="{testid}"' in page
+    assert "已申请" in page
+    assert ticket.number in page  # the system message of the worker
+    assert ticket.number in client.get("/refunds/").content.decode()
+
+
+def test_refund_form_errors_change_nothing(alice, order):
+    first = order.items.first()
+    client = client_for(alice)
+    response = client.post(f"/orders/{order.order_no}/refund/", {"kind": "refund_only", "reason": "wrong_size"})
+    assert response.status_code == 400
+    assert "请至少选择一件要退款的商品" in response.content.decode()
+    response = client.post(
+        f"/orders/{order.order_no}/refund/", {"kind": "refund_only", "reason": "wrong_size", f"item_{first.pk}": "9"}
+    )
+    assert response.status_code == 400
+    assert not RefundTicket.objects.exists()
+
+
+def test_second_ticket_for_same_item_is_refused_with_message(alice, order):
+    first = order.items.first()  # two units bought
+    services.create_refund_ticket(
+        buyer=alice,
+        order_no=order.order_no,
+        kind="refund_only",
+        reason="other",
+        items=[services.RequestedItem(order_item_id=first.pk, quantity=1)],
+    )
+    response = client_for(alice).post(
+        f"/orders/{order.order_no}/refund/", {"kind": "refund_only", "reason": "wrong_size", f"item_{first.pk}": "1"}
+    )
+    assert response.status_code == 400
+    assert "已有进行中的退款申请" in response.content.decode()
+    assert RefundTicket.objects.count() == 1
+
+
+def test_other_buyers_order_and_ticket_are_404(alice, order):
+    ticket = factories.open_ticket(order=order)
+    bob = client_for(factories.buyer(username="bob"))
+    assert bob.get(f"/orders/{order.order_no}/").status_code == 404
+    assert bob.get(f"/orders/{order.order_no}/refund/").status_code == 404
+    assert bob.post(f"/orders/{order.order_no}/refund/", {"kind": "refund_only", "reason": "other"}).status_code == 404
+    assert bob.get(f"/refunds/{ticket.pk}/").status_code == 404
+    assert not RefundTicket.objects.exclude(pk=ticket.pk).exists()
+
+
+def test_buyer_cannot_open_console(alice):
+    client = client_for(alice)
+    assert client.get("/console/").status_code == 403
+    assert client.get("/").url == reverse("tickets:order_list")
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.FINANCE, Role.WAREHOUSE, Role.MANAGER])
+def test_staff_land_in_console(role):
+    client = client_for(factories.staff(role))
+    assert client.get("/").url == reverse("console:queue")
+    assert client.get("/console/").status_code == 200
+
+
+def test_console_queue_lists_open_tickets_with_bounded_queries(order, django_assert_max_num_queries):
+    for n in range(3):
+        factories.open_ticket(order=factories.order_with_items(buyer=order.buyer, items=[(100 * (n + 1), 1)]))
+    client = client_for(factories.agent(username="agent"))
+    client.get("/console/")  # warm the session and permission caches
+    with django_assert_max_num_queries(8):
+        response = client.get("/console/")
+    assert response.content.decode().count('data-testid="queue-item"') == 3
+
+
+def test_agent_claims_from_console_and_second_agent_is_told(order):
+    ticket = factories.open_ticket(order=order)
+    agent = client_for(factories.agent(username="agent"))
+    page = agent.get(f"/console/tickets/{ticket.pk}/").content.decode()
+    assert 'data-testid="claim-ticket"' in page
+    assert 'data-testid="chat-readonly"' in page
+    response = agent.post(f"/console/tickets/{ticket.pk}/claim/", follow=True)
+    page = response.content.decode()
+    assert 'data-testid="chat-input"' in page
+    assert 'data-testid="claim-ticket"' not in page
+
+    agent2 = client_for(factories.agent(username="agent2"))
+    response = agent2.post(f"/console/tickets/{ticket.pk}/claim/", follow=True)
+    assert "已被 agent 领取" in response.content.decode()
+    ticket.refresh_from_db()
+    assert ticket.assigned_agent.username == "agent"
+
+
+@pytest.mark.parametrize("role", [Role.FINANCE, Role.WAREHOUSE, Role.MANAGER])
+def test_non_agents_cannot_claim(order, role):
+    ticket = factories.open_ticket(order=order)
+    response = client_for(factories.staff(role)).post(f"/console/tickets/{ticket.pk}/claim/", follow=True)
+    assert response.status_code == 200
+    ticket.refresh_from_db()
+    assert ticket.assigned_agent is None
+
+
+def test_claim_is_post_only_and_404_for_missing_ticket():
+    agent = client_for(factories.agent())
+    assert agent.get("/console/tickets/1/claim/").status_code == 405
+    assert agent.post("/console/tickets/999/claim/").status_code == 404
