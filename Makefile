@@ -16,8 +16,9 @@ $(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# Test and lint tools are the "dev" dependency group of pyproject.toml.
+$(VENV)/.dev-installed: requirements.txt pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt --group dev
 	touch $@ $(VENV)/.runtime-installed
 
 check-tools:
@@ -36,7 +37,7 @@ setup: $(VENV)/.runtime-installed compilemessages
 
 run: setup
 	@echo "RefundChat at http://127.0.0.1:$${REFUNDCHAT_PORT:-8000}  (Ctrl-C stops web, worker and beat)"
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start -f refundchat/Procfile -d .
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("refundchat", "tickets", "messaging", "media", "templates", "locale")
+SOURCES = ("refundchat", "tickets", "messaging", "media", "templates")
 
 
 def test_zh_hans_catalogue_covers_every_marked_string(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_zh_hans_catalogue_covers_every_marked_string(tmp_path: Path) -> None:
         env=env,
         check=True,
     )
-    catalogue = tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
+    catalogue = tmp_path / "refundchat" / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
     untranslated = subprocess.run(
         ["msgattrib", "--untranslated", "--no-wrap", str(catalogue)], capture_output=True, text=True, check=True
     ).stdout
@@ -34,7 +34,7 @@ def test_zh_hans_catalogue_covers_every_marked_string(tmp_path: Path) -> None:
         ["msgattrib", "--only-fuzzy", "--no-wrap", str(catalogue)], capture_output=True, text=True, check=True
     ).stdout
     assert entries(untranslated) == [], "untranslated strings: run `make messages` and translate them"
-    assert entries(fuzzy) == [], "fuzzy translations: review them in locale/zh_Hans/LC_MESSAGES/django.po"
+    assert entries(fuzzy) == [], "fuzzy translations: review them in refundchat/locale/zh_Hans/LC_MESSAGES/django.po"
     subprocess.run(["msgfmt", "--check", "-o", os.devnull, str(catalogue)], check=True)
 
 
