@@ -2,9 +2,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.static import serve
 
 from refundchat import views
+
+admin.site.site_header = _("RefundChat administration")
+admin.site.site_title = _("RefundChat administration")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -30,12 +30,14 @@ def test_buyer_requests_refund_and_chats_live_with_agent(live_stack, browser, sc
 
     log_in(buyer_page, live_stack, "alice")
     expect(buyer_page).to_have_url(live_stack.url + "/orders/")
+    screenshot(buyer_page, "buyer-orders")
     buyer_page.get_by_text(order.order_no).click()
     buyer_page.get_by_test_id("request-refund").click()
     buyer_page.check("input[value=return_and_refund]")
     buyer_page.get_by_test_id("refund-item-quantity").first.fill("1")
     buyer_page.select_option("select[name=reason]", "colour_differs")
     buyer_page.fill("textarea[name=description]", "颜色和商品图片差别很大")
+    screenshot(buyer_page, "buyer-refund-form")
     buyer_page.get_by_test_id("submit-refund").click()
 
     ticket = RefundTicket.objects.get(order=order)
@@ -75,5 +77,8 @@ def test_buyer_requests_refund_and_chats_live_with_agent(live_stack, browser, sc
     # History is there after a reload, in order.
     buyer_page.reload()
     expect(buyer_page.get_by_test_id("message")).to_have_count(3)
+    buyer_page.goto(live_stack.url + "/refunds/")
+    expect(buyer_page.get_by_test_id("ticket-row")).to_contain_text(ticket.number)
+    screenshot(buyer_page, "buyer-refunds")
     agent_context.close()
     buyer_context.close()
