@@ -51,6 +51,15 @@ async def receive_until(comm: WebsocketCommunicator, frame_type: str) -> dict[st
             return frame
 
 
+async def send_text(ws: WebsocketCommunicator, conversation_id: int, body: str, client_id: str | None = None) -> str:
+    """Send a message.send frame; return its client_id."""
+    client_id = client_id or str(uuid.uuid4())
+    await ws.send_json_to(
+        {"type": "message.send", "conversation": conversation_id, "client_id": client_id, "body": body}
+    )
+    return client_id
+
+
 @pytest.fixture
 def ticket():
     alice = factories.buyer(username="alice")
@@ -239,14 +248,7 @@ def test_other_buyer_cannot_subscribe_or_send(ticket):
         await ws.send_json_to({"type": "subscribe", "conversation": ticket.conversation.pk, "last_seq": 0})
         error = await receive_until(ws, "error")
         assert error == {"type": "error", "code": "not_found", "message": "No such conversation.", "ref": None}
-        await ws.send_json_to(
-            {
-                "type": "message.send",
-                "conversation": ticket.conversation.pk,
-                "client_id": str(uuid.uuid4()),
-                "body": "x",
-            }
-        )
+        await send_text(ws, ticket.conversation.pk, "x")
         assert (await receive_until(ws, "error"))["code"] == "not_allowed"
         await ws.send_json_to({"type": "queue.subscribe"})
         assert (await receive_until(ws, "error"))["code"] == "not_allowed"
@@ -278,14 +280,7 @@ def test_unassigned_agent_watches_but_cannot_write(ticket):
         await connect(ws)
         await ws.send_json_to({"type": "subscribe", "conversation": ticket.conversation.pk, "last_seq": 0})
         await receive_until(ws, "subscribed")
-        await ws.send_json_to(
-            {
-                "type": "message.send",
-                "conversation": ticket.conversation.pk,
-                "client_id": str(uuid.uuid4()),
-                "body": "x",
-            }
-        )
+        await send_text(ws, ticket.conversation.pk, "x")
         assert (await receive_until(ws, "error"))["code"] == "not_allowed"
         await ws.disconnect()
 

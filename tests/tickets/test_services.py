@@ -13,6 +13,17 @@ from tickets.services import RequestedItem, TicketError
 pytestmark = pytest.mark.django_db
 
 
+def request_refund(buyer, order, *, item_id=None, quantity=1, kind="refund_only", reason="other"):
+    """Ask a refund for `quantity` of one item (the order's only item by default)."""
+    return services.create_refund_ticket(
+        buyer=buyer,
+        order_no=order.order_no,
+        kind=kind,
+        reason=reason,
+        items=[RequestedItem(order_item_id=item_id or order.items.get().pk, quantity=quantity)],
+    )
+
+
 def test_create_refund_ticket_opens_ticket_conversation_and_event(django_capture_on_commit_callbacks, published):
     alice = factories.buyer(username="alice", email="alice@example.com")
     order = factories.order_with_items(buyer=alice, items=[(7900, 2), (12900, 1)])
@@ -70,13 +81,7 @@ def test_refund_for_someone_elses_order_is_404():
     alice, bob = factories.buyer(), factories.buyer()
     order = factories.order_with_items(buyer=bob, items=[(7900, 1)])
     with pytest.raises(Http404):
-        services.create_refund_ticket(
-            buyer=alice,
-            order_no=order.order_no,
-            kind="refund_only",
-            reason="other",
-            items=[RequestedItem(order_item_id=order.items.get().pk, quantity=1)],
-        )
+        request_refund(alice, order)
     assert not RefundTicket.objects.exists()
 
 
@@ -85,13 +90,7 @@ def test_second_open_ticket_for_same_item_is_refused():
     order = factories.order_with_items(buyer=alice, items=[(7900, 2)])
     factories.open_ticket(order=order)
     with pytest.raises(TicketError, match="already has an open refund request"):
-        services.create_refund_ticket(
-            buyer=alice,
-            order_no=order.order_no,
-            kind="refund_only",
-            reason="other",
-            items=[RequestedItem(order_item_id=order.items.get().pk, quantity=1)],
-        )
+        request_refund(alice, order)
     assert RefundTicket.objects.count() == 1
 
 
@@ -108,13 +107,7 @@ def test_bad_refund_requests_change_nothing(quantity, kind, reason, message):
     alice = factories.buyer()
     order = factories.order_with_items(buyer=alice, items=[(7900, 2)])
     with pytest.raises(TicketError, match=message):
-        services.create_refund_ticket(
-            buyer=alice,
-            order_no=order.order_no,
-            kind=kind,
-            reason=reason,
-            items=[RequestedItem(order_item_id=order.items.get().pk, quantity=quantity)],
-        )
+        request_refund(alice, order, quantity=quantity, kind=kind, reason=reason)
     assert not RefundTicket.objects.exists()
     assert not TicketEvent.objects.exists()
 
@@ -124,13 +117,7 @@ def test_item_of_another_order_is_refused():
     order = factories.order_with_items(buyer=alice, items=[(7900, 1)])
     other = factories.order_with_items(buyer=alice, items=[(7900, 1)])
     with pytest.raises(TicketError, match="not part of this order"):
-        services.create_refund_ticket(
-            buyer=alice,
-            order_no=order.order_no,
-            kind="refund_only",
-            reason="other",
-            items=[RequestedItem(order_item_id=other.items.get().pk, quantity=1)],
-        )
+        request_refund(alice, order, item_id=other.items.get().pk)
 
 
 def test_claim_ticket_assigns_once(django_capture_on_commit_callbacks, published):
