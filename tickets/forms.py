@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from tickets.models import Order, RefundKind, RefundReason
+from tickets.models import Order, RefundKind, RefundReason, RefundTicket
 from tickets.services import RequestedItem
 
 
@@ -21,12 +21,20 @@ class RefundRequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args: Any, order: Order, refundable: dict[int, int], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        order: Order,
+        refundable: dict[int, int],
+        open_tickets: dict[int, RefundTicket],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.order = order
         self.item_rows = []
         for item in order.items.all():
-            available = refundable.get(item.pk, 0)
+            # An item already in an open ticket continues there, not in a second ticket.
+            available = 0 if item.pk in open_tickets else refundable.get(item.pk, 0)
             name = f"item_{item.pk}"
             self.fields[name] = forms.IntegerField(
                 label=item.title,
@@ -37,7 +45,7 @@ class RefundRequestForm(forms.Form):
                 disabled=available == 0,
                 widget=forms.NumberInput(attrs={"data-testid": "refund-item-quantity", "inputmode": "numeric"}),
             )
-            self.item_rows.append((item, self[name], available))
+            self.item_rows.append((item, self[name], available, open_tickets.get(item.pk)))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -48,6 +56,6 @@ class RefundRequestForm(forms.Form):
     def requested_items(self) -> list[RequestedItem]:
         return [
             RequestedItem(order_item_id=item.pk, quantity=self.cleaned_data.get(f"item_{item.pk}") or 0)
-            for item, _field, _available in self.item_rows
+            for item, _field, _available, _ticket in self.item_rows
             if (self.cleaned_data.get(f"item_{item.pk}") or 0) > 0
         ]

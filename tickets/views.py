@@ -29,8 +29,12 @@ def order_detail(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
 @login_required
 def refund_request(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
     order = selectors.get_buyer_order(buyer=request.user, order_no=order_no)
-    refundable = selectors.refundable_quantities(order=order)
-    form = RefundRequestForm(request.POST or None, order=order, refundable=refundable)
+    form = RefundRequestForm(
+        request.POST or None,
+        order=order,
+        refundable=selectors.refundable_quantities(order=order),
+        open_tickets=selectors.items_in_open_tickets(order=order),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             ticket = services.create_refund_ticket(
