@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from messaging.models import Conversation, Message, Participant
+from messaging.models import Conversation, Message, Participant, Presence, SocketSession
 from tickets.admin import ReadOnlyInlineMixin
 
 
@@ -52,3 +53,28 @@ class ParticipantAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "=conversation__ticket__id")
     list_select_related = ("conversation__ticket", "user")
     readonly_fields = ("conversation", "user", "role", "delivered_seq", "read_seq", "joined_at")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the server keeps by itself: staff look, nobody edits."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Presence)
+class PresenceAdmin(ReadOnlyAdmin):
+    list_display = ("user", "status", "chosen_status", "last_seen_at")
+    list_filter = ("status",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+
+
+@admin.register(SocketSession)
+class SocketSessionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "channel_name", "connected_at", "seen_at")
+    search_fields = ("user__username",)
+    list_select_related = ("user",)

@@ -8,6 +8,7 @@ one event at a time, so the per-connection state below needs no locking.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -20,7 +21,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 
-from messaging import realtime, selectors, services
+from messaging import presence, realtime, selectors, services
+from messaging.models import Conversation
 from tickets.models import TicketStatus
 from tickets.roles import can_use_console
 from tickets.selectors import console_queue
@@ -28,6 +30,10 @@ from tickets.selectors import console_queue
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
+# A typing frame is relayed at most this often per socket and conversation; clients
+# hide the indicator by themselves after TYPING_EXPIRES_SECONDS.
+TYPING_THROTTLE_SECONDS = 2.0
+TYPING_EXPIRES_SECONDS = 6
 
 
 class FrameError(Exception):
@@ -68,13 +74,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.in_queue = False
         # Permissions are read once per connection; a changed role takes effect on reconnect.
         self.is_console_user = await database_sync_to_async(can_use_console)(self.user)
+        # Conversations this socket may write in, and when it last relayed typing in each.
+        self.writable: set[int] = set()
+        self.typing_sent_at: dict[int, float] = {}
         self.groups_joined: set[str] = set()
         await self._join(realtime.user_group(self.user.pk))
+        await database_sync_to_async(presence.do_open_socket)(user=self.user, channel_name=self.channel_name)
+        self.last_heartbeat = time.monotonic()
         await self._send_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user_id": self.user.pk})
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "user"):
+            await database_sync_to_async(presence.do_close_socket)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         with translation.override(self.language):
@@ -84,14 +97,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 if handler is None:
                     raise FrameError("unknown_type", _("Unknown frame type."))
                 await handler(self, frame)
-            except FrameError as error:
+            except (FrameError, presence.PresenceRejected) as error:
                 await self._send_error(error.code, error.message, ref=_ref_of(text_data))
             except services.MessageRejected as error:
-                await self._send_error(error.code, error.message, ref=_ref_of(text_data))
+                await self._send_error(error.code, error.message, ref=_ref_of(text_data), retry_after=error.retry_after)
 
     # --- client frames ---------------------------------------------------------
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
+        if time.monotonic() - self.last_heartbeat >= presence.HEARTBEAT_EVERY_SECONDS:
+            self.last_heartbeat = time.monotonic()
+            await database_sync_to_async(presence.do_heartbeat)(user=self.user, channel_name=self.channel_name)
         await self._send_frame({"type": "pong"})
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
@@ -107,6 +123,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._join(realtime.conversation_group(conversation_id))
         self.sent_seq[conversation_id] = max(last_seq, 0)
         await self._catch_up(conversation_id)
+        if selectors.can_send(user=self.user, ticket=conversation.ticket):
+            self.writable.add(conversation_id)
+        else:
+            self.writable.discard(conversation_id)
+        # Where the others have read up to, and whether they are here, as of now.
+        for state_frame in await database_sync_to_async(_conversation_state)(conversation):
+            await self._send_frame(state_frame)
         await self._send_frame(
             {"type": "subscribed", "conversation": conversation_id, "last_seq": self.sent_seq[conversation_id]}
         )
@@ -114,6 +137,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
         self.sent_seq.pop(conversation_id, None)
+        self.writable.discard(conversation_id)
         group = realtime.conversation_group(conversation_id)
         if group in self.groups_joined:
             self.groups_joined.discard(group)
@@ -140,6 +164,37 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             }
         )
 
+    async def on_receipt(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation")
+        positions = {name: _int_field(frame, name, default=0) for name in ("delivered_seq", "read_seq")}
+        if conversation_id not in self.sent_seq:
+            raise FrameError("not_subscribed", _("Subscribe to the conversation first."))
+        await database_sync_to_async(services.mark_seen)(conversation_id=conversation_id, user=self.user, **positions)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        conversation_id = _int_field(frame, "conversation")
+        if conversation_id not in self.writable:
+            raise FrameError("not_allowed", _("You cannot write in this conversation."))
+        now = time.monotonic()
+        if now - self.typing_sent_at.get(conversation_id, -TYPING_THROTTLE_SECONDS) < TYPING_THROTTLE_SECONDS:
+            return
+        self.typing_sent_at[conversation_id] = now
+        await realtime.publish_ephemeral(
+            group=realtime.conversation_group(conversation_id),
+            frame={
+                "type": "typing",
+                "conversation": conversation_id,
+                "user_id": self.user.pk,
+                "name": self.user.get_full_name() or self.user.get_username(),
+                "expires_in": TYPING_EXPIRES_SECONDS,
+            },
+        )
+
+    async def on_presence_set(self, frame: dict[str, Any]) -> None:
+        if not self.is_console_user:
+            raise FrameError("not_allowed", _("Only staff set a presence status."))
+        await database_sync_to_async(presence.do_set_chosen_status)(user=self.user, status=frame.get("status"))
+
     async def on_queue_subscribe(self, frame: dict[str, Any]) -> None:
         if not self.is_console_user:
             raise FrameError("not_allowed", _("You cannot watch the ticket queue."))
@@ -152,6 +207,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         "subscribe": on_subscribe,
         "unsubscribe": on_unsubscribe,
         "message.send": on_message_send,
+        "receipt": on_receipt,
+        "typing": on_typing,
+        "presence.set": on_presence_set,
         "queue.subscribe": on_queue_subscribe,
     }
 
@@ -187,7 +245,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _render_queue_row(self, ticket_id: int) -> str:
         with translation.override(self.language):
-            ticket = console_queue().filter(pk=ticket_id).first()
+            ticket = selectors.with_unread(console_queue(), user=self.user).filter(pk=ticket_id).first()
             if ticket is None:
                 return ""
             return render_to_string("console/_queue_row.html", {"ticket": ticket, "user": self.user})
@@ -222,8 +280,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise FrameError("bad_frame", _("A frame must be a JSON object with a type."))
         return frame
 
-    async def _send_error(self, code: str, message: str, *, ref: str | None) -> None:
-        await self._send_frame({"type": "error", "code": code, "message": message, "ref": ref})
+    async def _send_error(self, code: str, message: str, *, ref: str | None, retry_after: float | None = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message, "ref": ref}
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        await self._send_frame(frame)
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
@@ -234,6 +295,15 @@ def _serialized_messages_after(conversation_id: int, after_seq: int) -> list[dic
         selectors.serialize_message(m)
         for m in selectors.messages_after(conversation_id=conversation_id, after_seq=after_seq)
     ]
+
+
+def _conversation_state(conversation: Conversation) -> list[dict[str, Any]]:
+    """Receipt frames of every participant and presence frames of the buyer and the assigned agent."""
+    frames = [services.receipt_frame(p) for p in conversation.participants.order_by("pk")]
+    people = [conversation.ticket.buyer_id]
+    if conversation.ticket.assigned_agent_id:
+        people.append(conversation.ticket.assigned_agent_id)
+    return frames + presence.presence_frames(user_ids=people)
 
 
 def _int_field(frame: dict[str, Any], name: str, default: int | None = None) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from messaging.models import MESSAGE_MAX_LENGTH, Conversation
 from messaging.selectors import recent_messages
@@ -15,17 +17,28 @@ def chat_labels() -> dict[str, str]:
     return {
         "sending": _("Sending"),
         "sent": _("Sent"),
+        "delivered": pgettext("message status", "Delivered"),
+        "read": pgettext("message status", "Read"),
         "failed": _("Not sent"),
         "retry": _("Retry"),
+        "typing": _("%(name)s is typing…"),
+        "online": _("Online"),
+        "away": _("Away"),
+        "offline": _("Offline"),
+        "last_seen": _("last seen %(time)s"),
+        "agent": _("Agent"),
+        "buyer": _("Buyer"),
         "empty": _("The message is empty."),
         "too_long": _("The message is too long (at most %(max)d characters).") % {"max": MESSAGE_MAX_LENGTH},
     }
 
 
-def chat_context(*, conversation: Conversation, can_send: bool) -> dict[str, Any]:
+def chat_context(*, conversation: Conversation, viewer: User, can_send: bool) -> dict[str, Any]:
     return {
         "conversation": conversation,
         "can_send": can_send,
+        # Participants report delivered/read positions; staff who only look in do not.
+        "is_participant": conversation.participants.filter(user=viewer).exists(),
         "chat_messages": recent_messages(conversation_id=conversation.pk),
         "chat_labels": chat_labels(),
     }

@@ -108,3 +108,61 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} #{self.seq}"
+
+
+class PresenceStatus(models.TextChoices):
+    ONLINE = "online", _("Online")
+    AWAY = "away", _("Away")
+    OFFLINE = "offline", _("Offline")
+
+
+class Presence(models.Model):
+    """Whether a person is reachable now: their chosen status while a socket is open, else offline."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="presence",
+        verbose_name=_("user"),
+    )
+    # What the person chose (online or away); they are offline whatever they chose when no socket is live.
+    chosen_status = models.CharField(
+        _("chosen status"), max_length=16, choices=PresenceStatus.choices, default=PresenceStatus.ONLINE
+    )
+    # The effective status last announced, so that only changes are broadcast.
+    status = models.CharField(
+        _("status"), max_length=16, choices=PresenceStatus.choices, default=PresenceStatus.OFFLINE
+    )
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("presence")
+        verbose_name_plural = _("presences")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(chosen_status__in=["online", "away"]), name="presence_chosen_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.get_status_display()})"
+
+
+class SocketSession(models.Model):
+    """One open WebSocket. A row whose heartbeat is old belongs to a process that died and is swept."""
+
+    channel_name = models.CharField(_("channel name"), max_length=200, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="socket_sessions", verbose_name=_("user")
+    )
+    connected_at = models.DateTimeField(_("connected at"), auto_now_add=True)
+    seen_at = models.DateTimeField(_("seen at"))
+
+    class Meta:
+        verbose_name = _("socket session")
+        verbose_name_plural = _("socket sessions")
+        indexes = [models.Index(fields=["user", "seen_at"], name="socketsession_user_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.channel_name}"

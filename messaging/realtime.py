@@ -39,6 +39,17 @@ def publish(*, group: str, frame: Frame) -> None:
     transaction.on_commit(partial(_send_to_group, group, frame))
 
 
+async def publish_ephemeral(*, group: str, frame: Frame) -> None:
+    """Send a frame that nothing stores (typing) from async code, at once; losing it is harmless."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, {"type": RELAY_EVENT_TYPE, "frame": frame})
+    except Exception:
+        logger.exception("channel layer send to %s failed", group)
+
+
 def _send_to_group(group: str, frame: Frame) -> None:
     layer = get_channel_layer()
     if layer is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
-from messaging.models import Conversation, Message
+from messaging.models import Conversation, Message, Participant
 from tickets.models import RefundTicket
 from tickets.roles import can_use_console
 
@@ -61,3 +62,23 @@ def recent_messages(*, conversation_id: int, limit: int = CATCH_UP_BATCH) -> lis
     """The newest `limit` messages, oldest first, for the first paint of a chat."""
     newest = Message.objects.filter(conversation_id=conversation_id).select_related("sender").order_by("-seq")[:limit]
     return list(reversed(newest))
+
+
+def with_unread(tickets: QuerySet[RefundTicket], *, user: User) -> QuerySet[RefundTicket]:
+    """Annotate `my_read_seq` and `unread`: messages from others after what `user` has read.
+
+    Two correlated subqueries on indexed columns, so a page of a list costs one query.
+    """
+    my_read_seq = Participant.objects.filter(conversation=OuterRef("conversation"), user=user).values("read_seq")[:1]
+    unread = (
+        Message.objects.filter(conversation=OuterRef("conversation"), seq__gt=OuterRef("my_read_seq"))
+        .exclude(sender=user)
+        .order_by()
+        .values("conversation")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return tickets.annotate(
+        my_read_seq=Coalesce(Subquery(my_read_seq), Value(0), output_field=IntegerField()),
+        unread=Coalesce(Subquery(unread), Value(0), output_field=IntegerField()),
+    )

@@ -6,14 +6,16 @@ A message is stored before it is broadcast: the broadcast is scheduled with
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from messaging import realtime
+from messaging import ratelimit, realtime
 from messaging.models import MESSAGE_MAX_LENGTH, Conversation, Message, MessageKind, Participant, ParticipantRole
 from messaging.selectors import can_send, serialize_message
 from tickets.models import RefundTicket
@@ -22,10 +24,12 @@ from tickets.models import RefundTicket
 class MessageRejected(Exception):
     """A message that is not stored; `code` is machine-readable, the text is for the user."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Seconds after which the same request may succeed (rate limits).
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,68 @@ def post_message(*, conversation_id: int, sender: User, body: object, client_id:
         existing = Message.objects.filter(conversation=conversation, sender=sender, client_id=client_id).first()
         if existing is not None:
             return PostedMessage(message=existing, created=False)
+        # Only new messages spend tokens: resending after a reconnect is free.
+        check_send_rate(user=sender)
         message = _append(
             conversation=conversation, kind=MessageKind.TEXT, sender=sender, body=text, client_id=client_id
+        )
+        # What one writes, one has read: the sender's unread count stays right on all their devices.
+        Participant.objects.filter(conversation=conversation, user=sender).update(
+            delivered_seq=message.seq, read_seq=message.seq
         )
         if sender.pk != conversation.ticket.buyer_id:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
     return PostedMessage(message=message, created=True)
+
+
+def check_send_rate(*, user: User) -> None:
+    wait = ratelimit.send_wait(user_id=user.pk)
+    if wait > 0:
+        raise MessageRejected(
+            "rate_limited",
+            _("You are sending messages too fast. Try again in %(seconds)d s.") % {"seconds": math.ceil(wait)},
+            retry_after=round(wait, 2),
+        )
+
+
+def mark_seen(
+    *, conversation_id: int, user: User, delivered_seq: int | None = None, read_seq: int | None = None
+) -> Participant:
+    """Move a participant's delivered/read positions forward (never back, never past the last message).
+
+    A change is announced to the conversation (the sender's ticks) and to the
+    reader's own sockets (their other tabs and devices, their unread counts).
+    """
+    with transaction.atomic():
+        participant = (
+            Participant.objects.select_for_update(of=("self",))
+            .select_related("conversation")
+            .filter(conversation_id=conversation_id, user=user)
+            .first()
+        )
+        if participant is None:
+            raise MessageRejected("not_allowed", _("You do not take part in this conversation."))
+        last_seq = participant.conversation.last_seq
+        read = min(max(participant.read_seq, read_seq or 0), last_seq)
+        delivered = min(max(participant.delivered_seq, delivered_seq or 0, read), last_seq)
+        if (delivered, read) == (participant.delivered_seq, participant.read_seq):
+            return participant
+        participant.delivered_seq, participant.read_seq = delivered, read
+        participant.save(update_fields=["delivered_seq", "read_seq"])
+        frame = receipt_frame(participant)
+        realtime.publish(group=realtime.conversation_group(conversation_id), frame=frame)
+        realtime.publish(group=realtime.user_group(user.pk), frame=frame)
+    return participant
+
+
+def receipt_frame(participant: Participant) -> dict[str, Any]:
+    return {
+        "type": "receipt",
+        "conversation": participant.conversation_id,
+        "user_id": participant.user_id,
+        "delivered_seq": participant.delivered_seq,
+        "read_seq": participant.read_seq,
+    }
 
 
 def post_system_message(*, conversation_id: int, body: str, key: uuid.UUID) -> PostedMessage:
@@ -107,8 +167,6 @@ def _append(
     client_id: uuid.UUID | None,
 ) -> Message:
     """Insert the next message of a locked conversation and broadcast it after commit."""
-    from tickets import services as ticket_services
-
     conversation.last_seq += 1
     message = Message.objects.create(
         conversation=conversation,
@@ -124,6 +182,16 @@ def _append(
         group=realtime.conversation_group(conversation.pk),
         frame={"type": "message", "message": serialize_message(message)},
     )
-    # The consoles' queue shows the newest activity of each ticket.
-    ticket_services.publish_ticket_changed(ticket=conversation.ticket, notify_buyer=False)
+    # Lists (the consoles' queue, the buyer's tickets) move the row and count it unread,
+    # without a database read per watching socket.
+    activity = {
+        "type": "ticket.activity",
+        "ticket_id": conversation.ticket_id,
+        "conversation": conversation.pk,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "last_message_at": message.created_at.isoformat(),
+    }
+    realtime.publish(group=realtime.QUEUE_GROUP, frame=activity)
+    realtime.publish(group=realtime.user_group(conversation.ticket.buyer_id), frame=activity)
     return message

@@ -178,7 +178,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Asia/Shanghai"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Sockets of a server process that died are never closed: mark their people offline.
+    "sweep-stale-sockets": {"task": "messaging.tasks.sweep_stale_sockets", "schedule": 60.0},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Cache ----------------------------------------------------------------
@@ -231,6 +234,13 @@ REST_FRAMEWORK = {
 # Promised time for the first human answer on a new ticket.
 REFUNDCHAT_FIRST_RESPONSE_SLA = timedelta(hours=int(os.environ.get("REFUNDCHAT_FIRST_RESPONSE_SLA_HOURS", "2")))
 REFUNDCHAT_QUEUE_PAGE_SIZE = 50
+# Chat send rate per person: a token bucket (in Redis when REDIS_URL is set) that holds
+# SEND_BURST messages and refills SEND_RATE per second. No one types faster than that.
+REFUNDCHAT_SEND_BURST = int(os.environ.get("REFUNDCHAT_SEND_BURST", "30"))
+REFUNDCHAT_SEND_RATE = float(os.environ.get("REFUNDCHAT_SEND_RATE", "3"))
+REFUNDCHAT_RATE_LIMIT_PREFIX = "refundchat:ratelimit"
+# Presence: the browser pings every 30 s; a socket not heard of for this long is gone.
+REFUNDCHAT_SOCKET_STALE_AFTER = timedelta(seconds=150)
 
 LOGGING = {
     "version": 1,

@@ -23,3 +23,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so that the browser tests' Daphne process sees the same data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+# Each run has its own rate-limit buckets in Redis, and tests that are not about
+# the limit never meet it.
+REFUNDCHAT_RATE_LIMIT_PREFIX = f"refundchat-test-{os.getpid()}:ratelimit"
+REFUNDCHAT_SEND_BURST = 10_000

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
-from messaging.selectors import can_send
+from messaging.selectors import can_send, with_unread
 from tickets import selectors, services
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 
@@ -34,7 +34,8 @@ def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 @console_required
 def queue(request: AuthenticatedRequest) -> HttpResponse:
-    page = Paginator(selectors.console_queue(), settings.REFUNDCHAT_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    tickets = with_unread(selectors.console_queue(), user=request.user)
+    page = Paginator(tickets, settings.REFUNDCHAT_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "console/queue.html", {"page": page, "tickets": page.object_list})
 
 
@@ -48,7 +49,11 @@ def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpRespo
             "ticket": ticket,
             "order": ticket.order,
             "events": selectors.timeline(ticket=ticket, for_buyer=False),
-            **chat_context(conversation=ticket.conversation, can_send=can_send(user=request.user, ticket=ticket)),
+            **chat_context(
+                conversation=ticket.conversation,
+                viewer=request.user,
+                can_send=can_send(user=request.user, ticket=ticket),
+            ),
             "can_claim": can_handle_tickets(request.user) and ticket.is_open and ticket.assigned_agent_id is None,
         },
     )

@@ -58,7 +58,7 @@ def items_in_open_tickets(*, order: Order) -> dict[int, RefundTicket]:
 
 
 def tickets_for_buyer(*, buyer: User) -> QuerySet[RefundTicket]:
-    return RefundTicket.objects.filter(buyer=buyer).select_related("order").order_by("-created_at")
+    return RefundTicket.objects.filter(buyer=buyer).select_related("order", "conversation").order_by("-created_at")
 
 
 def get_buyer_ticket(*, buyer: User, ticket_id: int) -> RefundTicket:

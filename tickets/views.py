@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 
 from messaging.context import chat_context
+from messaging.selectors import with_unread
 from tickets import selectors, services
 from tickets.forms import RefundRequestForm
 from tickets.roles import AuthenticatedRequest
@@ -56,7 +57,7 @@ def refund_request(request: AuthenticatedRequest, order_no: str) -> HttpResponse
 
 @login_required
 def ticket_list(request: AuthenticatedRequest) -> HttpResponse:
-    tickets = selectors.tickets_for_buyer(buyer=request.user)
+    tickets = with_unread(selectors.tickets_for_buyer(buyer=request.user), user=request.user)
     return render(request, "tickets/ticket_list.html", {"tickets": tickets})
 
 
@@ -70,6 +71,6 @@ def ticket_detail(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse
             "ticket": ticket,
             "order": ticket.order,
             "events": selectors.timeline(ticket=ticket, for_buyer=True),
-            **chat_context(conversation=ticket.conversation, can_send=True),
+            **chat_context(conversation=ticket.conversation, viewer=request.user, can_send=True),
         },
     )

@@ -10,6 +10,9 @@
     this.openHandlers = [];
     this.attempt = 0;
     this.ws = null;
+    this.userId = null;
+    this.opens = 0;  // how many times the server said hello: more than 1 means a reconnect
+    this.reconnectTimer = null;
     this.stateEl = document.querySelector("[data-testid=connection-state]");
   }
 
@@ -35,12 +38,15 @@
       if (frame.type === "hello") {
         self.attempt = 0;
         self.helloed = true;
+        self.userId = frame.user_id;
+        self.opens += 1;
         self.setConnected(true);
         self.openHandlers.forEach(function (h) { h(); });
       }
       (self.handlers[frame.type] || []).forEach(function (h) { h(frame); });
     });
     ws.addEventListener("close", function (event) {
+      if (self.ws !== ws) return;  // an old socket, already replaced
       self.setConnected(false);
       if (event.code === 4401) { window.location.reload(); return; }  // session ended: log in again
       self.scheduleReconnect();
@@ -52,7 +58,26 @@
     var base = Math.min(30000, 500 * Math.pow(2, this.attempt));
     var delay = base / 2 + Math.random() * base / 2;  // "equal jitter"
     this.attempt += 1;
-    window.setTimeout(function () { self.connect(); }, delay);
+    window.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = window.setTimeout(function () { self.connect(); }, delay);
+  };
+
+  // The network came back: reconnect now instead of waiting out the backoff.
+  RealtimeSocket.prototype.reconnectNow = function () {
+    if (this.isOpen() || (this.ws && this.ws.readyState === WebSocket.CONNECTING)) return;
+    window.clearTimeout(this.reconnectTimer);
+    this.attempt = 0;
+    this.connect();
+  };
+
+  // The network is gone: a socket may hang without noticing, so close it and show it.
+  RealtimeSocket.prototype.dropNow = function () {
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+  };
+
+  // Keeps proxies from closing an idle socket, and tells the server this socket lives.
+  RealtimeSocket.prototype.heartbeat = function () {
+    this.send({ type: "ping" });
   };
 
   RealtimeSocket.prototype.setConnected = function (connected) {
@@ -78,5 +103,11 @@
 
   window.RefundChat = window.RefundChat || {};
   window.RefundChat.socket = new RealtimeSocket();
-  document.addEventListener("DOMContentLoaded", function () { window.RefundChat.socket.connect(); });
+  document.addEventListener("DOMContentLoaded", function () {
+    var socket = window.RefundChat.socket;
+    socket.connect();
+    window.setInterval(function () { socket.heartbeat(); }, 30000);
+    window.addEventListener("online", function () { socket.reconnectNow(); });
+    window.addEventListener("offline", function () { socket.dropNow(); });
+  });
 })();

@@ -1,0 +1,87 @@
+"""Token buckets shared by every server process: in Redis when REDIS_URL is set.
+
+Without Redis (the embedded `make run`, one Daphne process) the buckets live in
+the process. If Redis cannot be reached the limit is not applied: chat must go
+on during a Redis restart, and the messages are stored in PostgreSQL anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import cache
+
+import redis
+from django.conf import settings
+from redis.commands.core import Script
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1] = bucket; ARGV = capacity, refill per second. Returns the seconds to wait ("0" when allowed).
+# Redis' own clock, so that every server process agrees on the time.
+_TAKE_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+@cache
+def _redis_script() -> Script | None:
+    if not settings.REDIS_URL:
+        return None
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return client.register_script(_TAKE_SCRIPT)
+
+
+class _LocalBuckets:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str, capacity: int, rate: float) -> float:
+        with self._lock:
+            now = time.monotonic()
+            tokens, at = self._state.get(key, (float(capacity), now))
+            tokens = min(capacity, tokens + (now - at) * rate)
+            wait = 0.0
+            if tokens >= 1:
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / rate
+            self._state[key] = (tokens, now)
+            return wait
+
+
+_local_buckets = _LocalBuckets()
+
+
+def take_token(*, bucket: str, capacity: int, rate: float) -> float:
+    """Take one token from `bucket`; return 0 when allowed, else the seconds until one is free."""
+    key = f"{settings.REFUNDCHAT_RATE_LIMIT_PREFIX}:{bucket}"
+    script = _redis_script()
+    if script is None:
+        return _local_buckets.take(key, capacity, rate)
+    try:
+        return float(script(keys=[key], args=[capacity, rate]))
+    except redis.RedisError:
+        logger.warning("rate limit not applied: Redis unavailable", exc_info=True)
+        return 0.0
+
+
+def send_wait(*, user_id: int) -> float:
+    """Seconds the person must wait before sending another message (0: send now)."""
+    return take_token(
+        bucket=f"send:{user_id}", capacity=settings.REFUNDCHAT_SEND_BURST, rate=settings.REFUNDCHAT_SEND_RATE
+    )

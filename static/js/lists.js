@@ -1,0 +1,61 @@
+/* Live lists (the console queue, the buyer's tickets): unread badges follow
+ * `ticket.activity` and the user's own `receipt` frames without asking the server;
+ * after a reconnect the list is fetched again, since frames sent while the socket
+ * was down are gone. Rows carry data-conversation-id, data-last-seq and an
+ * element [data-unread-badge]. */
+(function () {
+  "use strict";
+  var containers = document.querySelectorAll("[data-live-list]");
+  if (!containers.length) return;
+  var socket = window.RefundChat.socket;
+
+  function rowsOf(conversationId) {
+    return document.querySelectorAll("[data-live-list] [data-conversation-id='" + conversationId + "']");
+  }
+
+  function setUnread(row, count) {
+    row.dataset.unread = String(count);
+    var badge = row.querySelector("[data-unread-badge]");
+    if (!badge) return;
+    badge.textContent = count > 99 ? "99+" : String(count);
+    badge.hidden = count === 0;
+  }
+
+  socket.on("ticket.activity", function (frame) {
+    rowsOf(frame.conversation).forEach(function (row) {
+      var last = Number(row.dataset.lastSeq) || 0;
+      if (frame.seq <= last) return;  // already counted
+      row.dataset.lastSeq = String(frame.seq);
+      setUnread(row, frame.sender_id === socket.userId ? 0 : (Number(row.dataset.unread) || 0) + 1);
+      var time = row.querySelector("[data-last-message]");
+      if (time) {
+        time.dateTime = frame.last_message_at;
+        time.textContent = new Date(frame.last_message_at).toLocaleString(document.documentElement.lang, {
+          month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
+          timeZone: document.documentElement.dataset.timeZone,
+        });
+      }
+    });
+  });
+
+  socket.on("receipt", function (frame) {
+    if (frame.user_id !== socket.userId) return;
+    rowsOf(frame.conversation).forEach(function (row) {
+      if (frame.read_seq >= (Number(row.dataset.lastSeq) || 0)) setUnread(row, 0);
+    });
+  });
+
+  socket.onOpen(function () {
+    if (socket.opens < 2) return;
+    window.fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        containers.forEach(function (container) {
+          var replacement = fresh.querySelector("[data-live-list='" + container.dataset.liveList + "']");
+          if (replacement) container.innerHTML = replacement.innerHTML;
+        });
+      })
+      .catch(function () { /* the next reconnect tries again */ });
+  });
+})();
