@@ -329,3 +329,154 @@ def test_console_queue_receives_new_ticket_rows():
         await ws.disconnect()
 
     async_to_sync(scenario)()
+
+
+@pytest.fixture
+def claimed(ticket):
+    agent = factories.agent(username="agent")
+    services.claim_ticket(ticket_id=ticket.pk, agent=agent)
+    return ticket, agent
+
+
+async def subscribe(ws: WebsocketCommunicator, conversation_id: int, last_seq: int = 0) -> list[dict[str, Any]]:
+    """Subscribe; return the frames up to and including `subscribed`."""
+    await ws.send_json_to({"type": "subscribe", "conversation": conversation_id, "last_seq": last_seq})
+    frames = [await ws.receive_json_from(timeout=3)]
+    while frames[-1]["type"] != "subscribed":
+        frames.append(await ws.receive_json_from(timeout=3))
+    return frames
+
+
+def test_read_receipt_reaches_the_sender_and_the_readers_other_device(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    buyer_ws, agent_phone, agent_desk = communicator(ticket.buyer), communicator(agent), communicator(agent)
+
+    async def scenario() -> None:
+        for ws in (buyer_ws, agent_phone, agent_desk):
+            await connect(ws)
+            await subscribe(ws, conversation_id)
+        await send_text(buyer_ws, conversation_id, "看一下照片")
+        seq = (await receive_until(buyer_ws, "message.ack"))["seq"]
+        # Both devices of the agent get the message (multi-device sync).
+        assert (await receive_until(agent_phone, "message"))["message"]["seq"] == seq
+        assert (await receive_until(agent_desk, "message"))["message"]["seq"] == seq
+
+        await agent_phone.send_json_to({"type": "receipt", "conversation": conversation_id, "read_seq": seq})
+        expected = {
+            "type": "receipt",
+            "conversation": conversation_id,
+            "user_id": agent.pk,
+            "delivered_seq": seq,
+            "read_seq": seq,
+        }
+        assert await receive_until(buyer_ws, "receipt") == expected
+        # The agent's other device learns where they have read up to.
+        assert await receive_until(agent_desk, "receipt") == expected
+        for ws in (buyer_ws, agent_phone, agent_desk):
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_receipt_needs_a_subscription_and_participation(claimed):
+    ticket, _agent = claimed
+    onlooker = factories.agent(username="onlooker")
+    ws = communicator(onlooker)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await ws.send_json_to({"type": "receipt", "conversation": ticket.conversation.pk, "read_seq": 1})
+        assert (await receive_until(ws, "error"))["code"] == "not_subscribed"
+        await subscribe(ws, ticket.conversation.pk)
+        await ws.send_json_to({"type": "receipt", "conversation": ticket.conversation.pk, "read_seq": 1})
+        assert (await receive_until(ws, "error"))["code"] == "not_allowed"
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_typing_is_relayed_throttled_and_only_from_writers(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    onlooker = factories.agent(username="onlooker")
+    buyer_ws, agent_ws, onlooker_ws = communicator(ticket.buyer), communicator(agent), communicator(onlooker)
+
+    async def scenario() -> None:
+        for ws in (buyer_ws, agent_ws, onlooker_ws):
+            await connect(ws)
+            await subscribe(ws, conversation_id)
+        await agent_ws.send_json_to({"type": "typing", "conversation": conversation_id})
+        await agent_ws.send_json_to({"type": "typing", "conversation": conversation_id})  # within 2 s: dropped
+        typing = await receive_until(buyer_ws, "typing")
+        assert typing == {
+            "type": "typing",
+            "conversation": conversation_id,
+            "user_id": agent.pk,
+            "name": agent.get_full_name(),
+            "expires_in": 6,
+        }
+        assert [f for f in await frames_within(buyer_ws, 0.3) if f["type"] == "typing"] == []
+        # Someone who may only watch cannot make others see them typing.
+        await onlooker_ws.send_json_to({"type": "typing", "conversation": conversation_id})
+        assert (await receive_until(onlooker_ws, "error"))["code"] == "not_allowed"
+        for ws in (buyer_ws, agent_ws, onlooker_ws):
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_subscribe_tells_who_is_here_and_presence_follows_the_agent(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    buyer_ws, agent_ws = communicator(ticket.buyer), communicator(agent)
+
+    async def scenario() -> None:
+        await connect(buyer_ws)
+        frames = await subscribe(buyer_ws, conversation_id)
+        state = {f["user_id"]: f["status"] for f in frames if f["type"] == "presence"}
+        assert state == {ticket.buyer.pk: "online", agent.pk: "offline"}
+
+        await connect(agent_ws)
+        arrived = await receive_until(buyer_ws, "presence")
+        assert (arrived["user_id"], arrived["status"]) == (agent.pk, "online")
+        await agent_ws.send_json_to({"type": "presence.set", "status": "away"})
+        away = await receive_until(buyer_ws, "presence")
+        assert (away["user_id"], away["status"]) == (agent.pk, "away")
+        await agent_ws.disconnect()
+        gone = await receive_until(buyer_ws, "presence")
+        assert (gone["user_id"], gone["status"]) == (agent.pk, "offline")
+        assert gone["last_seen_at"]
+
+        # Buyers have no status to choose.
+        await buyer_ws.send_json_to({"type": "presence.set", "status": "away"})
+        assert (await receive_until(buyer_ws, "error"))["code"] == "not_allowed"
+        await buyer_ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_too_fast_sender_gets_rate_limited_error_with_retry_after(claimed, settings):
+    settings.REFUNDCHAT_SEND_BURST = 2
+    settings.REFUNDCHAT_SEND_RATE = 0.2
+    ticket, _agent = claimed
+    conversation_id = ticket.conversation.pk
+    ws = communicator(ticket.buyer, language="zh-hans")
+
+    async def scenario() -> None:
+        await connect(ws)
+        await subscribe(ws, conversation_id)
+        for _ in range(2):
+            await send_text(ws, conversation_id, "ok")
+            await receive_until(ws, "message.ack")
+        refused_id = await send_text(ws, conversation_id, "too fast")
+        error = await receive_until(ws, "error")
+        assert (error["code"], error["ref"]) == ("rate_limited", refused_id)
+        assert 0 < error["retry_after"] <= 5
+        assert "过快" in error["message"]
+        await ws.send_json_to({"type": "ping"})
+        assert (await receive_until(ws, "pong")) == {"type": "pong"}  # the socket stays open
+        await ws.disconnect()
+
+    async_to_sync(scenario)()
+    assert not Message.objects.filter(body="too fast").exists()
