@@ -53,7 +53,7 @@ async def receive_until(comm: WebsocketCommunicator, frame_type: str) -> dict[st
 
 async def frames_within(comm: WebsocketCommunicator, seconds: float) -> list[dict[str, Any]]:
     """Every frame that arrives in the next `seconds`."""
-    frames = []
+    frames: list[dict[str, Any]] = []
     while not await comm.receive_nothing(timeout=seconds):
         frames.append(await comm.receive_json_from())
     return frames
@@ -187,7 +187,7 @@ def test_resume_sends_only_missed_messages_in_order(ticket):
         announced = await receive_until(ws, "presence")
         assert (announced["user_id"], announced["status"]) == (ticket.buyer.pk, "online")
         await ws.send_json_to({"type": "subscribe", "conversation": conversation_id, "last_seq": 2})
-        frames = []
+        frames: list[dict[str, Any]] = []
         while not frames or frames[-1]["type"] != "subscribed":
             frames.append(await ws.receive_json_from(timeout=3))
         # The missed messages in order, then where everyone has read up to and who is here.
