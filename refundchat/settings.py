@@ -234,6 +234,21 @@ REST_FRAMEWORK = {
 # Promised time for the first human answer on a new ticket.
 REFUNDCHAT_FIRST_RESPONSE_SLA = timedelta(hours=int(os.environ.get("REFUNDCHAT_FIRST_RESPONSE_SLA_HOURS", "2")))
 REFUNDCHAT_QUEUE_PAGE_SIZE = 50
+# What each refund state promises the buyer: the next step happens within this many hours.
+REFUNDCHAT_PROMISE_HOURS: dict[str, int] = {
+    "awaiting_evidence": 7 * 24,  # the buyer sends evidence, or the ticket closes
+    "under_review": 24,  # an agent decides
+    "approved_refund_only": 24,  # the payout is started
+    "return_required": 7 * 24,  # the buyer ships the return, or the ticket closes
+    "return_in_transit": 5 * 24,  # the warehouse receives the parcel
+    "return_received": 24,  # the payout is started after the warehouse receives the parcel
+    "refund_pending": 72,  # the money arrives
+    "escalated": 48,  # the platform decides
+}
+REFUNDCHAT_RETURN_ADDRESS = os.environ.get(
+    "REFUNDCHAT_RETURN_ADDRESS", "上海市青浦区华新镇华志路 1688 号 RefundChat 退货仓 (收件人: 退货组, 电话 021-5555 0100)"
+)
+
 # Chat send rate per person: a token bucket (in Redis when REDIS_URL is set) that holds
 # SEND_BURST messages and refills SEND_RATE per second. No one types faster than that.
 REFUNDCHAT_SEND_BURST = int(os.environ.get("REFUNDCHAT_SEND_BURST", "30"))

@@ -24,6 +24,9 @@ class Order(models.Model):
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     recipient_name = models.CharField(_("recipient"), max_length=100, blank=True)
     shipping_address = models.CharField(_("shipping address"), max_length=300, blank=True)
+    # What approved tickets of this order promise to pay back, kept under the order's row lock:
+    # the database refuses any change that would promise more than was paid.
+    refund_committed_cents = models.PositiveIntegerField(_("refunds committed (cents)"), default=0)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -31,6 +34,11 @@ class Order(models.Model):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         indexes = [models.Index(fields=["buyer", "-paid_at"], name="order_buyer_paid_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(refund_committed_cents__lte=F("paid_total_cents")), name="order_refund_within_paid"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.order_no
@@ -119,6 +127,14 @@ class RefundTicket(models.Model):
         verbose_name=_("assigned agent"),
     )
     requested_amount_cents = models.PositiveIntegerField(_("requested amount (cents)"))
+    # Set on approval (and possibly reduced when the return arrives); counted in Order.refund_committed_cents.
+    approved_amount_cents = models.PositiveIntegerField(_("approved amount (cents)"), null=True, blank=True)
+    refund_shipping_fee = models.BooleanField(_("refund the shipping fee"), default=False)
+    return_carrier = models.CharField(_("return carrier"), max_length=16, blank=True)
+    return_tracking_no = models.CharField(_("return tracking number"), max_length=32, blank=True)
+    return_shipped_at = models.DateTimeField(_("return shipped at"), null=True, blank=True)
+    return_received_at = models.DateTimeField(_("return received at"), null=True, blank=True)
+    return_condition = models.CharField(_("condition of the returned items"), max_length=16, blank=True)
     # The buyer's language when the ticket was opened: emails and bot replies use it.
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -134,6 +150,9 @@ class RefundTicket(models.Model):
         permissions = [
             ("use_console", _("Can open the agent console")),
             ("handle_ticket", _("Can claim and answer refund tickets")),
+            ("receive_return", _("Can confirm returned parcels")),
+            ("manage_payout", _("Can pay out refunds")),
+            ("arbitrate", _("Can decide escalated tickets")),
         ]
         indexes = [
             models.Index(fields=["status", "first_response_due_at"], name="ticket_status_due_idx"),

@@ -30,9 +30,15 @@ GROUP_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "tickets.view_refundticket",
         "tickets.view_order",
     ),
-    Role.FINANCE: ("tickets.use_console", "tickets.view_refundticket", "tickets.view_order"),
-    Role.WAREHOUSE: ("tickets.use_console", "tickets.view_refundticket", "tickets.view_order"),
-    Role.MANAGER: ("tickets.use_console",),  # plus view_* of every model, added by ensure_role_groups
+    Role.FINANCE: ("tickets.use_console", "tickets.manage_payout", "tickets.view_refundticket", "tickets.view_order"),
+    Role.WAREHOUSE: (
+        "tickets.use_console",
+        "tickets.receive_return",
+        "tickets.view_refundticket",
+        "tickets.view_order",
+    ),
+    # plus view_* of every model, added by ensure_role_groups
+    Role.MANAGER: ("tickets.use_console", "tickets.arbitrate"),
 }
 
 AnyUser = User | AnonymousUser

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import close_old_connections, connection
 
 from messaging import services
 from messaging.models import Message
 from tests import factories
+from tests.concurrency import run_concurrently
 from tickets import services as ticket_services
 from tickets.models import RefundTicket
 from tickets.services import RequestedItem, TicketError
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_concurrently(workers: list[Callable[[], Any]]) -> list[Any]:
-    """Start every worker at the same moment, each on its own connection; return results or exceptions."""
-    barrier = threading.Barrier(len(workers))
-    results: list[Any] = [None] * len(workers)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = workers[index]()
-        except Exception as error:
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(workers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    close_old_connections()
-    return results
 
 
 def test_twenty_concurrent_senders_get_gap_free_sequence_numbers():
