@@ -8,4 +8,5 @@ urlpatterns = [
     path("", console_views.queue, name="queue"),
     path("tickets/<int:ticket_id>/", console_views.ticket_workspace, name="ticket"),
     path("tickets/<int:ticket_id>/claim/", console_views.claim, name="claim"),
+    path("tickets/<int:ticket_id>/actions/<slug:name>/", console_views.transition, name="transition"),
 ]

@@ -19,6 +19,7 @@ from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
 from tickets import selectors, services
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
+from tickets.views import perform_transition, transition_actions
 
 
 def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -55,8 +56,18 @@ def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpRespo
                 can_send=can_send(user=request.user, ticket=ticket),
             ),
             "can_claim": can_handle_tickets(request.user) and ticket.is_open and ticket.assigned_agent_id is None,
+            "actions": transition_actions(ticket=ticket, user=request.user),
+            "action_url": "console:transition",
         },
     )
+
+
+@require_POST
+@console_required
+def transition(request: AuthenticatedRequest, ticket_id: int, name: str) -> HttpResponse:
+    ticket = selectors.get_console_ticket(ticket_id=ticket_id)
+    perform_transition(request, ticket=ticket, name=name)
+    return redirect("console:ticket", ticket_id=ticket.pk)
 
 
 @require_POST

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from tickets.formatting import format_cny
 from tickets.models import Order, RefundKind, RefundReason, RefundTicket
 from tickets.services import RequestedItem
+from tickets.workflow import CARRIERS, CONDITION_LABELS, Need, Transition, TransitionInput
 
 
 class RefundRequestForm(forms.Form):
@@ -59,3 +62,60 @@ class RefundRequestForm(forms.Form):
             for item, _field, _available, _ticket in self.item_rows
             if (self.cleaned_data.get(f"item_{item.pk}") or 0) > 0
         ]
+
+
+class TransitionForm(forms.Form):
+    """The inputs one transition needs (tickets.workflow.Need), and only those."""
+
+    def __init__(self, *args: Any, transition: Transition, ticket: RefundTicket, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.transition = transition
+        needs = transition.needs
+        if Need.AMOUNT in needs:
+            self.fields["amount"] = forms.DecimalField(
+                label=_("Refund for the items (¥)"),
+                min_value=Decimal("0.01"),
+                decimal_places=2,
+                initial=cents_to_yuan(ticket.requested_amount_cents),
+            )
+            self.fields["refund_shipping_fee"] = forms.BooleanField(
+                label=_("Also refund the shipping fee (%(fee)s)")
+                % {"fee": format_cny(ticket.order.shipping_fee_cents)},
+                required=False,
+            )
+        if Need.TRACKING in needs:
+            self.fields["carrier"] = forms.ChoiceField(
+                label=_("Carrier"), choices=[("", _("Choose the carrier"))] + [(k, v[0]) for k, v in CARRIERS.items()]
+            )
+            self.fields["tracking_no"] = forms.CharField(label=_("Tracking number"), max_length=40)
+        if Need.CONDITION in needs:
+            self.fields["condition"] = forms.ChoiceField(label=_("Condition"), choices=list(CONDITION_LABELS.items()))
+            self.fields["amount"] = forms.DecimalField(
+                label=_("Refund after inspection (¥, leave empty to keep)"),
+                min_value=Decimal("0.01"),
+                decimal_places=2,
+                required=False,
+                initial=cents_to_yuan(ticket.approved_amount_cents or 0),
+            )
+        if Need.REASON in needs:
+            self.fields["reason"] = forms.CharField(
+                label=_("Reason (the buyer sees it)"), max_length=500, widget=forms.Textarea(attrs={"rows": 2})
+            )
+        elif transition.name in ("cancel", "escalate"):
+            self.fields["reason"] = forms.CharField(label=_("Why? (optional)"), max_length=500, required=False)
+
+    def transition_input(self) -> TransitionInput:
+        data = self.cleaned_data
+        amount = data.get("amount")
+        return TransitionInput(
+            reason=data.get("reason") or "",
+            amount_cents=int(amount * 100) if amount is not None else None,
+            refund_shipping_fee=bool(data.get("refund_shipping_fee")),
+            carrier=data.get("carrier") or "",
+            tracking_no=data.get("tracking_no") or "",
+            condition=data.get("condition") or "",
+        )
+
+
+def cents_to_yuan(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))

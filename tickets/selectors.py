@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.models import User
 from django.db.models import F, Prefetch, QuerySet, Sum
 from django.http import Http404
 
 from tickets.models import (
+    FINAL_STATUSES,
     OPEN_STATUSES,
     Order,
     OrderItem,
+    RefundKind,
     RefundTicket,
     RefundTicketItem,
     TicketEvent,
@@ -97,3 +103,56 @@ def timeline(*, ticket: RefundTicket, for_buyer: bool) -> QuerySet[TicketEvent]:
     if for_buyer:
         events = events.filter(visible_to_buyer=True)
     return events
+
+
+@dataclass(frozen=True)
+class ProgressStep:
+    status: str
+    label: str
+    state: str  # "done", "current" or "todo"
+    at: datetime | None
+    promised_by: datetime | None
+
+
+REFUND_ONLY_PATH = (
+    TicketStatus.REQUESTED,
+    TicketStatus.UNDER_REVIEW,
+    TicketStatus.APPROVED_REFUND_ONLY,
+    TicketStatus.REFUND_PENDING,
+    TicketStatus.REFUNDED,
+)
+RETURN_PATH = (
+    TicketStatus.REQUESTED,
+    TicketStatus.UNDER_REVIEW,
+    TicketStatus.RETURN_REQUIRED,
+    TicketStatus.RETURN_IN_TRANSIT,
+    TicketStatus.RETURN_RECEIVED,
+    TicketStatus.REFUND_PENDING,
+    TicketStatus.REFUNDED,
+)
+
+
+def progress_steps(*, ticket: RefundTicket, events: Iterable[TicketEvent]) -> list[ProgressStep]:
+    """The buyer's tracker: the path of the ticket's kind (or the way it actually went), with times."""
+    from tickets.notifications import promised_by
+
+    reached: dict[str, datetime] = {}
+    for event in events:
+        if event.to_status:
+            reached[event.to_status] = event.created_at
+    went_return = ticket.kind == RefundKind.RETURN_AND_REFUND and TicketStatus.APPROVED_REFUND_ONLY not in reached
+    path = list(RETURN_PATH if went_return else REFUND_ONLY_PATH)
+    if ticket.status not in path:
+        # Off the main path (evidence asked, rejected, cancelled, closed, escalated): show where it stands.
+        known = [status for status in path if status in reached]
+        path = [*known, TicketStatus(ticket.status)]
+    current = path.index(TicketStatus(ticket.status))
+    steps = []
+    for index, status in enumerate(path):
+        state = "done" if index < current else "current" if index == current else "todo"
+        if status == ticket.status and ticket.status in FINAL_STATUSES:
+            state = "done"
+        at = reached.get(status)
+        due = promised_by(status=status, since=at) if state == "current" and at else None
+        steps.append(ProgressStep(status=status, label=str(status.label), state=state, at=at, promised_by=due))
+    return steps

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from messaging import realtime
+from messaging.models import Conversation
 from tickets import selectors
 from tickets.models import (
     Order,
@@ -178,7 +179,7 @@ def record_staff_reply(*, ticket_id: int, agent: User) -> None:
 
 
 def publish_ticket_changed(*, ticket: RefundTicket, notify_buyer: bool = True) -> None:
-    """Tell consoles, and unless the change is internal the buyer's tabs, that the ticket changed."""
+    """Tell consoles, the pages open on the ticket and, unless the change is internal, the buyer's tabs."""
     frame = {
         "type": "ticket.updated",
         "ticket_id": ticket.pk,
@@ -186,5 +187,8 @@ def publish_ticket_changed(*, ticket: RefundTicket, notify_buyer: bool = True) -
         "assigned_agent_id": ticket.assigned_agent_id,
     }
     realtime.publish(group=realtime.QUEUE_GROUP, frame=frame)
+    conversation_id = Conversation.objects.filter(ticket_id=ticket.pk).values_list("pk", flat=True).first()
+    if conversation_id is not None:
+        realtime.publish(group=realtime.conversation_group(conversation_id), frame=frame)
     if notify_buyer:
         realtime.publish(group=realtime.user_group(ticket.buyer_id), frame=frame)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("orders/<str:order_no>/refund/", views.refund_request, name="refund_request"),
     path("refunds/", views.ticket_list, name="ticket_list"),
     path("refunds/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
+    path("refunds/<int:ticket_id>/actions/<slug:name>/", views.ticket_transition, name="ticket_transition"),
 ]

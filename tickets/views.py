@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.contrib.auth.models import User
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import with_unread
-from tickets import selectors, services
-from tickets.forms import RefundRequestForm
+from tickets import selectors, services, workflow
+from tickets.forms import RefundRequestForm, TransitionForm
+from tickets.models import RefundTicket
 from tickets.roles import AuthenticatedRequest
+from tickets.workflow import Transition
 
 
 @login_required
@@ -71,6 +77,44 @@ def ticket_detail(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse
             "ticket": ticket,
             "order": ticket.order,
             "events": selectors.timeline(ticket=ticket, for_buyer=True),
+            "steps": selectors.progress_steps(ticket=ticket, events=selectors.timeline(ticket=ticket, for_buyer=True)),
+            "actions": transition_actions(ticket=ticket, user=request.user),
+            "action_url": "tickets:ticket_transition",
             **chat_context(conversation=ticket.conversation, viewer=request.user, can_send=True),
         },
     )
+
+
+def transition_actions(*, ticket: RefundTicket, user: User) -> list[tuple[Transition, TransitionForm]]:
+    """The steps `user` may take on `ticket` now, each with the form it needs."""
+    return [
+        (transition, TransitionForm(transition=transition, ticket=ticket, prefix=transition.name))
+        for transition in workflow.available_transitions(ticket=ticket, user=user)
+    ]
+
+
+def perform_transition(request: AuthenticatedRequest, *, ticket: RefundTicket, name: str) -> None:
+    """Validate the POSTed form of transition `name` and take it; the outcome becomes a page message."""
+    transition = workflow.TRANSITIONS.get(name)
+    if transition is None:
+        raise Http404("No such action")
+    form = TransitionForm(request.POST, transition=transition, ticket=ticket, prefix=name)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return
+    try:
+        workflow.do_transition(ticket_id=ticket.pk, name=name, user=request.user, given=form.transition_input())
+    except workflow.TransitionRefused as refused:
+        messages.error(request, refused.message)
+    else:
+        messages.success(request, _("Done: %(action)s.") % {"action": transition.label})
+
+
+@require_POST
+@login_required
+def ticket_transition(request: AuthenticatedRequest, ticket_id: int, name: str) -> HttpResponse:
+    ticket = selectors.get_buyer_ticket(buyer=request.user, ticket_id=ticket_id)
+    perform_transition(request, ticket=ticket, name=name)
+    return redirect("tickets:ticket_detail", ticket_id=ticket.pk)

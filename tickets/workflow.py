@@ -265,7 +265,7 @@ class TransitionRefused(Exception):
 @dataclass(frozen=True)
 class TransitionInput:
     reason: str = ""
-    # The refund for the goods, in cents; the shipping fee is added when refund_shipping_fee is set.
+    # The refund for the goods, in cents; the order's shipping fee is added when refund_shipping_fee is set.
     amount_cents: int | None = None
     refund_shipping_fee: bool = False
     carrier: str = ""
@@ -310,8 +310,10 @@ def check_tracking(*, carrier: str, tracking_no: str) -> tuple[str, str]:
     return carrier, number
 
 
-def max_refund_cents(*, ticket: RefundTicket, refund_shipping_fee: bool) -> int:
-    return ticket.requested_amount_cents + (ticket.order.shipping_fee_cents if refund_shipping_fee else 0)
+def refund_total_cents(*, ticket: RefundTicket, given: TransitionInput) -> int:
+    """What the refund pays: the amount for the goods, plus the shipping fee when it is refunded too."""
+    assert given.amount_cents is not None
+    return given.amount_cents + (ticket.order.shipping_fee_cents if given.refund_shipping_fee else 0)
 
 
 def check_inputs(*, transition: Transition, ticket: RefundTicket, given: TransitionInput) -> None:
@@ -320,11 +322,10 @@ def check_inputs(*, transition: Transition, ticket: RefundTicket, given: Transit
     if Need.AMOUNT in transition.needs:
         if given.amount_cents is None or isinstance(given.amount_cents, bool) or given.amount_cents <= 0:
             raise TransitionRefused("amount_required", _("Enter the amount to refund."))
-        ceiling = max_refund_cents(ticket=ticket, refund_shipping_fee=given.refund_shipping_fee)
-        if given.amount_cents > ceiling:
+        if given.amount_cents > ticket.requested_amount_cents:
             raise TransitionRefused(
                 "amount_too_high",
-                _("At most %(max)s can be refunded for this request.") % {"max": _cny(ceiling)},
+                _("At most %(max)s can be refunded for these items.") % {"max": _cny(ticket.requested_amount_cents)},
             )
     if Need.TRACKING in transition.needs:
         check_tracking(carrier=given.carrier, tracking_no=given.tracking_no)
@@ -365,8 +366,7 @@ def do_transition(
             **given.data,
         }
         if Need.AMOUNT in transition.needs:
-            assert given.amount_cents is not None
-            data.update(_commit_amount(ticket=ticket, amount_cents=given.amount_cents))
+            data.update(_commit_amount(ticket=ticket, amount_cents=refund_total_cents(ticket=ticket, given=given)))
             ticket.refund_shipping_fee = given.refund_shipping_fee
             changed += ["approved_amount_cents", "refund_shipping_fee"]
         if Need.TRACKING in transition.needs:

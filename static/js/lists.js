@@ -1,4 +1,4 @@
-/* Live lists (the console queue, the buyer's tickets): unread badges follow
+/* Live lists (the console queue, the buyer's tickets) and ticket sections: unread badges follow
  * `ticket.activity` and the user's own `receipt` frames without asking the server;
  * after a reconnect the list is fetched again, since frames sent while the socket
  * was down are gone. Rows carry data-conversation-id, data-last-seq and an
@@ -45,17 +45,40 @@
     });
   });
 
-  socket.onOpen(function () {
-    if (socket.opens < 2) return;
+  var queued = null, timer = null;  // the containers to refresh, or "all"
+
+  // Several frames about one change (queue, conversation, own sockets) make one request.
+  function refetch(only) {
+    queued = only === null || queued === "all" ? "all" : (queued || []).concat(only);
+    window.clearTimeout(timer);
+    timer = window.setTimeout(function () {
+      var which = queued;
+      queued = null;
+      load(which === "all" ? null : which);
+    }, 150);
+  }
+
+  function load(only) {
     window.fetch(window.location.href, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html");
         containers.forEach(function (container) {
+          if (only && only.indexOf(container) < 0) return;
           var replacement = fresh.querySelector("[data-live-list='" + container.dataset.liveList + "']");
           if (replacement) container.innerHTML = replacement.innerHTML;
         });
       })
       .catch(function () { /* the next reconnect tries again */ });
+  }
+
+  socket.onOpen(function () { if (socket.opens > 1) refetch(null); });
+
+  // Sections about one ticket (its state, tracker and actions) follow its changes.
+  socket.on("ticket.updated", function (frame) {
+    var matching = Array.prototype.filter.call(containers, function (c) {
+      return c.dataset.refreshOnTicket === String(frame.ticket_id);
+    });
+    if (matching.length) refetch(matching);
   });
 })();

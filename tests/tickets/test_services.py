@@ -60,9 +60,14 @@ def test_create_refund_ticket_opens_ticket_conversation_and_event(django_capture
     assert ticket.number in mail.outbox[0].subject
     assert mail.outbox[0].to == ["alice@example.com"]
     ticket_frame = {"type": "ticket.updated", "ticket_id": ticket.pk, "status": "requested", "assigned_agent_id": None}
-    assert published[:2] == [("queue", ticket_frame), (f"user.{alice.pk}", ticket_frame)]
-    assert published[2][0] == f"conversation.{ticket.conversation.pk}"
-    assert published[2][1]["message"]["seq"] == 1
+    conversation_group = f"conversation.{ticket.conversation.pk}"
+    assert published[:3] == [
+        ("queue", ticket_frame),
+        (conversation_group, ticket_frame),
+        (f"user.{alice.pk}", ticket_frame),
+    ]
+    assert published[3][0] == conversation_group
+    assert published[3][1]["message"]["seq"] == 1
 
 
 def test_notification_task_is_idempotent(django_capture_on_commit_callbacks):
@@ -134,7 +139,11 @@ def test_claim_ticket_assigns_once(django_capture_on_commit_callbacks, published
     assert event.actor == first
     assert event.visible_to_buyer is False
     frame = {"type": "ticket.updated", "ticket_id": ticket.pk, "status": "requested", "assigned_agent_id": first.pk}
-    assert published == [("queue", frame), (f"user.{order.buyer.pk}", frame)]
+    assert published == [
+        ("queue", frame),
+        (f"conversation.{ticket.conversation.pk}", frame),
+        (f"user.{order.buyer.pk}", frame),
+    ]
 
     with pytest.raises(TicketError, match="Already claimed by agent"):
         services.claim_ticket(ticket_id=ticket.pk, agent=second)

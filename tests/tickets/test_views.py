@@ -171,3 +171,69 @@ def test_claim_is_post_only_and_404_for_missing_ticket():
     agent = client_for(factories.agent())
     assert agent.get("/console/tickets/1/claim/").status_code == 405
     assert agent.post("/console/tickets/999/claim/").status_code == 404
+
+
+@pytest.fixture
+def return_ticket(alice):
+    order = factories.order_with_items(buyer=alice, items=[(7900, 1)])
+    return factories.open_ticket(order=order, kind="return_and_refund")
+
+
+def test_agent_takes_a_step_with_its_form_and_the_buyer_sees_the_tracker(alice, return_ticket):
+    agent = factories.agent(username="agent")
+    console = client_for(agent)
+    page = console.get(f"/console/tickets/{return_ticket.pk}/").content.decode()
+    assert 'data-testid="action-require_return"' in page
+    assert 'data-testid="action-cancel"' not in page  # the buyer's step, not the agent's
+
+    response = console.post(
+        f"/console/tickets/{return_ticket.pk}/actions/require_return/",
+        {"require_return-amount": "79.00", "require_return-refund_shipping_fee": "on"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return_ticket.refresh_from_db()
+    assert (return_ticket.status, return_ticket.approved_amount_cents) == ("return_required", 8700)
+
+    buyer_page = client_for(alice).get(f"/refunds/{return_ticket.pk}/").content.decode()
+    assert 'data-testid="tracker-current"' in buyer_page
+    assert 'data-status="return_required"' in buyer_page
+    assert 'data-testid="action-ship_return"' in buyer_page
+    assert "¥87.00" in buyer_page
+
+
+def test_bad_tracking_number_is_refused_in_the_buyers_language_and_changes_nothing(alice, return_ticket):
+    agent = factories.agent(username="agent")
+    from tickets import workflow
+
+    workflow.do_transition(
+        ticket_id=return_ticket.pk,
+        name="require_return",
+        user=agent,
+        given=workflow.TransitionInput(amount_cents=7900),
+    )
+    response = client_for(alice).post(
+        f"/refunds/{return_ticket.pk}/actions/ship_return/",
+        {"ship_return-carrier": "SF", "ship_return-tracking_no": "12345"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert "不是顺丰速运的运单号" in response.content.decode()
+    return_ticket.refresh_from_db()
+    assert (return_ticket.status, return_ticket.return_tracking_no) == ("return_required", "")
+
+
+def test_other_buyers_and_unknown_actions_get_404(return_ticket):
+    bob = factories.buyer(username="bob")
+    assert client_for(bob).post(f"/refunds/{return_ticket.pk}/actions/cancel/").status_code == 404
+    owner = client_for(return_ticket.buyer)
+    assert owner.post(f"/refunds/{return_ticket.pk}/actions/fly_away/").status_code == 404
+    assert owner.get(f"/refunds/{return_ticket.pk}/actions/cancel/").status_code == 405
+    return_ticket.refresh_from_db()
+    assert return_ticket.status == "requested"
+
+
+def test_buyer_cancels_with_a_post(alice, return_ticket):
+    client_for(alice).post(f"/refunds/{return_ticket.pk}/actions/cancel/", {"cancel-reason": "买错了"})
+    return_ticket.refresh_from_db()
+    assert return_ticket.status == "cancelled"

@@ -132,7 +132,7 @@ def test_missing_or_bad_inputs_are_refused_and_change_nothing(ticket, people, na
 
 def test_shipping_fee_can_be_refunded_on_top(ticket, people):
     put_in_state(ticket, TicketStatus.UNDER_REVIEW)
-    act(ticket, "approve_refund_only", "agent", people, TransitionInput(amount_cents=8700, refund_shipping_fee=True))
+    act(ticket, "approve_refund_only", "agent", people, TransitionInput(amount_cents=7900, refund_shipping_fee=True))
     ticket.refresh_from_db()
     assert (ticket.approved_amount_cents, ticket.refund_shipping_fee) == (8700, True)
     assert Order.objects.get(pk=ticket.order_id).refund_committed_cents == 8700
@@ -209,13 +209,15 @@ def test_transition_publishes_and_posts_the_next_step_once(
     with django_capture_on_commit_callbacks(execute=True):
         event = act(ticket, "require_return", "agent", people, TransitionInput(amount_cents=7900))
     ticket.refresh_from_db()
-    assert [frame["type"] for _group, frame in published if frame["type"] == "ticket.updated"] == [
-        "ticket.updated",
-        "ticket.updated",
+    update = {"type": "ticket.updated", "ticket_id": ticket.pk, "status": "return_required", "assigned_agent_id": None}
+    assert [(group, frame) for group, frame in published if frame["type"] == "ticket.updated"] == [
+        ("queue", update),
+        (f"conversation.{ticket.conversation.pk}", update),
+        (f"user.{ticket.buyer_id}", update),
     ]
     notes = Message.objects.filter(conversation=ticket.conversation, kind="system", body__contains="¥79.00")
     assert notes.count() == 1
-    assert "tracking number" in notes.get().body
+    assert "运单号" in notes.get().body  # in the language of the ticket
     # A redelivered task posts nothing new.
     from tickets.tasks import notify_status_changed
 
