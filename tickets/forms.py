@@ -7,9 +7,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tickets.formatting import format_cny
-from tickets.models import Order, RefundKind, RefundReason, RefundTicket
+from tickets.models import Order, RefundKind, RefundReason, RefundTicket, ReturnCondition
 from tickets.services import RequestedItem
-from tickets.workflow import CARRIERS, CONDITION_LABELS, Need, Transition, TransitionInput
+from tickets.workflow import CARRIERS, Need, Transition, TransitionInput
 
 
 class RefundRequestForm(forms.Form):
@@ -89,7 +89,7 @@ class TransitionForm(forms.Form):
             )
             self.fields["tracking_no"] = forms.CharField(label=_("Tracking number"), max_length=40)
         if Need.CONDITION in needs:
-            self.fields["condition"] = forms.ChoiceField(label=_("Condition"), choices=list(CONDITION_LABELS.items()))
+            self.fields["condition"] = forms.ChoiceField(label=_("Condition"), choices=ReturnCondition.choices)
             self.fields["amount"] = forms.DecimalField(
                 label=_("Refund after inspection (¥, leave empty to keep)"),
                 min_value=Decimal("0.01"),

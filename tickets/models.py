@@ -105,6 +105,15 @@ class RefundReason(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class ReturnCondition(models.TextChoices):
+    """How the warehouse finds a returned parcel."""
+
+    INTACT = "intact", _("Intact, resellable")
+    USED = "used", _("Used")
+    DAMAGED = "damaged", _("Damaged")
+    MISSING_PARTS = "missing_parts", _("Parts missing")
+
+
 class RefundTicket(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("order"))
     # Denormalised from the order so that permission checks and queues need no join.
@@ -134,7 +143,9 @@ class RefundTicket(models.Model):
     return_tracking_no = models.CharField(_("return tracking number"), max_length=32, blank=True)
     return_shipped_at = models.DateTimeField(_("return shipped at"), null=True, blank=True)
     return_received_at = models.DateTimeField(_("return received at"), null=True, blank=True)
-    return_condition = models.CharField(_("condition of the returned items"), max_length=16, blank=True)
+    return_condition = models.CharField(
+        _("condition of the returned items"), max_length=16, choices=ReturnCondition.choices, blank=True
+    )
     # The buyer's language when the ticket was opened: emails and bot replies use it.
     language = models.CharField(_("language"), max_length=10, default="zh-hans")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

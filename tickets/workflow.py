@@ -22,7 +22,15 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tickets.models import FINAL_STATUSES, Order, RefundKind, RefundTicket, TicketEvent, TicketEventKind
+from tickets.models import (
+    FINAL_STATUSES,
+    Order,
+    RefundKind,
+    RefundTicket,
+    ReturnCondition,
+    TicketEvent,
+    TicketEventKind,
+)
 from tickets.models import TicketStatus as S
 
 
@@ -53,20 +61,6 @@ class Need(enum.StrEnum):
     TRACKING = "tracking"
     CONDITION = "condition"
 
-
-class Condition(enum.StrEnum):
-    INTACT = "intact"
-    USED = "used"
-    DAMAGED = "damaged"
-    MISSING_PARTS = "missing_parts"
-
-
-CONDITION_LABELS = {
-    Condition.INTACT: gettext_lazy("Intact, resellable"),
-    Condition.USED: gettext_lazy("Used"),
-    Condition.DAMAGED: gettext_lazy("Damaged"),
-    Condition.MISSING_PARTS: gettext_lazy("Parts missing"),
-}
 
 # Tracking number formats of the carriers buyers use most (uppercase, no spaces).
 CARRIERS: dict[str, tuple[Promise, re.Pattern[str]]] = {
@@ -329,7 +323,7 @@ def check_inputs(*, transition: Transition, ticket: RefundTicket, given: Transit
             )
     if Need.TRACKING in transition.needs:
         check_tracking(carrier=given.carrier, tracking_no=given.tracking_no)
-    if Need.CONDITION in transition.needs and given.condition not in Condition.__members__.values():
+    if Need.CONDITION in transition.needs and given.condition not in ReturnCondition.values:
         raise TransitionRefused("condition_required", _("Record the condition of the returned items."))
 
 

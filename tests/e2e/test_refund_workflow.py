@@ -1,0 +1,89 @@
+"""One return-and-refund case end to end: buyer, agent, warehouse and finance, the buyer's tracker live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests import factories
+from tests.e2e.conftest import LiveStack, log_in
+from tickets.models import RefundTicket
+from tickets.roles import Role
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def staff_page(browser: Any, stack: LiveStack, username: str, ticket: RefundTicket) -> Any:
+    page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    log_in(page, stack, username)
+    page.goto(f"{stack.url}/console/tickets/{ticket.pk}/")
+    return page
+
+
+def take(page: Any, name: str, fields: dict[str, str] | None = None) -> None:
+    action = page.get_by_test_id(f"action-{name}")
+    if not action.evaluate("details => details.open"):
+        action.locator("summary").click()
+    for field, value in (fields or {}).items():
+        control = action.locator(f"[name='{name}-{field}']")
+        if control.evaluate("el => el.tagName") == "SELECT":
+            control.select_option(value)
+        elif control.get_attribute("type") == "checkbox":
+            control.check()
+        else:
+            control.fill(value)
+    page.get_by_test_id(f"submit-{name}").click()
+
+
+def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot):
+    alice = factories.buyer(username="alice", first_name="Alice")
+    factories.agent(username="agent", first_name="Wei")
+    factories.staff(Role.WAREHOUSE, username="warehouse")
+    factories.staff(Role.FINANCE, username="finance")
+    order = factories.order_with_items(buyer=alice, items=[(12900, 1)])
+    ticket = factories.open_ticket(order=order, kind="return_and_refund", reason="wrong_size")
+
+    buyer = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}).new_page()
+    log_in(buyer, live_stack, "alice")
+    buyer.goto(f"{live_stack.url}/refunds/{ticket.pk}/")
+    current = buyer.get_by_test_id("tracker-current")
+    expect(current).to_have_attribute("data-status", "requested")
+
+    agent = staff_page(browser, live_stack, "agent", ticket)
+    agent.get_by_test_id("claim-ticket").click()
+    take(agent, "require_return", {"amount": "129.00", "refund_shipping_fee": "on"})
+    expect(agent.get_by_test_id("ticket-status")).to_have_text("待退货")
+    # The buyer's tracker moves without a reload, with the promised time and the address in the chat.
+    expect(current).to_have_attribute("data-status", "return_required")
+    expect(buyer.get_by_test_id("tracker-promise")).to_be_visible()
+    expect(buyer.get_by_test_id("message").filter(has_text="退货仓")).to_be_visible()
+    expect(buyer.get_by_test_id("approved-amount")).to_have_text("¥137.00")
+    screenshot(buyer, "buyer-tracker")
+
+    take(buyer, "ship_return", {"carrier": "SF", "tracking_no": "12345"})
+    expect(buyer.locator(".flash-error")).to_contain_text("不是顺丰速运的运单号")
+    take(buyer, "ship_return", {"carrier": "SF", "tracking_no": "SF1234567890123"})
+    expect(current).to_have_attribute("data-status", "return_in_transit")
+
+    warehouse = staff_page(browser, live_stack, "warehouse", ticket)
+    take(warehouse, "receive_return", {"condition": "intact"})
+    expect(current).to_have_attribute("data-status", "return_received")
+
+    finance = staff_page(browser, live_stack, "finance", ticket)
+    screenshot(finance, "finance-ticket-actions")
+    take(finance, "request_payout")
+    expect(current).to_have_attribute("data-status", "refund_pending")
+    take(finance, "complete_payout")
+    expect(buyer.locator("[data-status=refunded].step-done")).to_be_visible()
+    expect(buyer.get_by_test_id("message").filter(has_text="已到账")).to_be_visible()
+
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.approved_amount_cents, ticket.return_tracking_no) == (
+        "refunded",
+        13700,
+        "SF1234567890123",
+    )
+    for page in (buyer, agent, warehouse, finance):
+        page.context.close()
