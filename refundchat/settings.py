@@ -245,8 +245,12 @@ REFUNDCHAT_PROMISE_HOURS: dict[str, int] = {
     "refund_pending": 72,  # the money arrives
     "escalated": 48,  # the platform decides
 }
+# The shop's order system hears of every ticket change here (empty: no webhooks), signed with the secret.
+REFUNDCHAT_WEBHOOK_URL = os.environ.get("REFUNDCHAT_WEBHOOK_URL", "")
+REFUNDCHAT_WEBHOOK_SECRET = os.environ.get("REFUNDCHAT_WEBHOOK_SECRET", "dev-webhook-secret-change-me")
 REFUNDCHAT_RETURN_ADDRESS = os.environ.get(
-    "REFUNDCHAT_RETURN_ADDRESS", "上海市青浦区华新镇华志路 1688 号 RefundChat 退货仓 (收件人: 退货组, 电话 021-5555 0100)"
+    "REFUNDCHAT_RETURN_ADDRESS",
+    "上海市青浦区华新镇华志路 1688 号 RefundChat 退货仓 (收件人: 退货组, 电话 021-5555 0100)",
 )
 
 # Chat send rate per person: a token bucket (in Redis when REDIS_URL is set) that holds

@@ -6,8 +6,9 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from tickets import outbox
 from tickets.formatting import format_cny
-from tickets.models import Order, OrderItem, RefundTicket, RefundTicketItem, TicketEvent
+from tickets.models import Order, OrderItem, OutboxMessage, RefundTicket, RefundTicketItem, TicketEvent
 
 
 class ReadOnlyInlineMixin:
@@ -118,3 +119,22 @@ class RefundTicketItemAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     list_display = ("ticket", "order_item", "quantity")
     search_fields = ("=ticket__id", "order_item__sku", "order_item__title")
     list_select_related = ("ticket", "order_item")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("id", "ticket", "kind", "status", "attempts", "next_attempt_at", "sent_at", "created_at")
+    list_filter = ("status", "kind")
+    search_fields = ("=ticket__id", "=idempotency_key")
+    list_select_related = ("ticket",)
+    readonly_fields = [field.name for field in OutboxMessage._meta.fields]
+    actions = ["send_again"]
+
+    @admin.action(description=_("Send the selected notifications again now"), permissions=["change"])
+    def send_again(self, request: HttpRequest, queryset: Any) -> None:
+        count = outbox.retry_now(message_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, _("%(count)d notifications queued again.") % {"count": count})
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The action is what staff use; the change view stays read-only.
+        return bool(request.user.is_superuser)

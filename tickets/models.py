@@ -5,6 +5,8 @@ Money is stored as integer cents (CNY fen); datetimes are aware.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -249,3 +251,54 @@ class TicketEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket} {self.get_kind_display()}"
+
+
+class OutboxKind(models.TextChoices):
+    CHAT = "chat", _("Chat message")
+    EMAIL = "email", _("Email")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class OutboxMessage(models.Model):
+    """A notification written in the transaction of the change it tells about, delivered after commit.
+
+    A broker that is down at commit time only delays it: a beat task dispatches
+    whatever is still pending once its time has come (tickets/outbox.py).
+    """
+
+    ticket = models.ForeignKey(
+        RefundTicket, on_delete=models.CASCADE, related_name="outbox_messages", verbose_name=_("ticket")
+    )
+    event = models.ForeignKey(
+        TicketEvent, on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("event")
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=OutboxKind.choices)
+    payload = models.JSONField(_("payload"), default=dict)
+    # Sent with webhooks and used as the chat message key, so receivers can drop a repeat.
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"))
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="sent", sent_at__isnull=False) | ~Q(status="sent"), name="outbox_sent_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"

@@ -1,4 +1,8 @@
-"""Telling the buyer what happened to their ticket: chat system messages and email."""
+"""Telling the buyer (chat, email) and the shop's systems (webhook) what happened to a ticket.
+
+Everything here runs inside the transaction of the change and writes to the
+outbox (tickets/outbox.py), which delivers after commit, exactly once.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from messaging import services as messaging_services
-from messaging.models import Message
+from tickets import outbox
 from tickets.formatting import format_cny, format_duration
-from tickets.models import RefundTicket, TicketEvent, TicketStatus
+from tickets.models import OutboxKind, RefundTicket, TicketEvent, TicketStatus
 
 # Namespace for the idempotency keys of system messages about tickets.
 SYSTEM_MESSAGE_NAMESPACE = uuid.UUID("8a3e8a4c-6f53-4d53-9a65-2a1a1f0c7d11")
@@ -23,35 +25,84 @@ def system_message_key(*, ticket_id: int, event: str) -> uuid.UUID:
     return uuid.uuid5(SYSTEM_MESSAGE_NAMESPACE, f"ticket:{ticket_id}:{event}")
 
 
-def send_ticket_created_notification(*, ticket_id: int) -> None:
-    """Email the buyer and post the "ticket created" system message, each at most once per ticket."""
-    ticket = RefundTicket.objects.select_related("buyer", "order", "conversation").get(pk=ticket_id)
-    key = system_message_key(ticket_id=ticket.pk, event="created")
-    if Message.objects.filter(conversation=ticket.conversation, sender=None, client_id=key).exists():
-        return  # a previous run finished: nothing left to do
+def notify_ticket_created(*, ticket: RefundTicket) -> None:
+    """Queue the "ticket created" chat message, email and webhook in the transaction that opens the ticket."""
     with translation.override(ticket.language):
         sla = format_duration(settings.REFUNDCHAT_FIRST_RESPONSE_SLA)
         text = _("Ticket %(number)s created, an agent will answer within %(sla)s.") % {
             "number": ticket.number,
             "sla": sla,
         }
+        outbox.enqueue(
+            ticket=ticket,
+            kind=OutboxKind.CHAT,
+            payload={"body": text},
+            idempotency_key=system_message_key(ticket_id=ticket.pk, event="created"),
+        )
         if ticket.buyer.email:
-            send_mail(
-                subject=_("[RefundChat] We received your refund request %(number)s") % {"number": ticket.number},
-                message=_(
-                    "Hello %(name)s,\n\nwe received your refund request %(number)s for order %(order)s. "
-                    "An agent will answer within %(sla)s. You can follow it and chat with us on RefundChat."
-                )
-                % {
-                    "name": ticket.buyer.get_full_name() or ticket.buyer.get_username(),
-                    "number": ticket.number,
-                    "order": ticket.order.order_no,
-                    "sla": sla,
-                },
-                from_email=None,
-                recipient_list=[ticket.buyer.email],
+            subject = _("[RefundChat] We received your refund request %(number)s") % {"number": ticket.number}
+            body = _(
+                "Hello %(name)s,\n\nwe received your refund request %(number)s for order %(order)s. "
+                "An agent will answer within %(sla)s. You can follow it and chat with us on RefundChat."
+            ) % {
+                "name": ticket.buyer.get_full_name() or ticket.buyer.get_username(),
+                "number": ticket.number,
+                "order": ticket.order.order_no,
+                "sla": sla,
+            }
+            _queue_email(ticket=ticket, subject=subject, body=body)
+    _queue_webhook(ticket=ticket, event=None, name="ticket.created")
+
+
+def notify_status_changed(*, ticket: RefundTicket, event: TicketEvent) -> None:
+    """Queue what a state change tells: the next step in the chat and by email, and the shop's webhook."""
+    if event.visible_to_buyer:
+        with translation.override(ticket.language):
+            text = status_text(ticket=ticket, event=event)
+            outbox.enqueue(
+                ticket=ticket,
+                event=event,
+                kind=OutboxKind.CHAT,
+                payload={"body": text},
+                idempotency_key=system_message_key(ticket_id=ticket.pk, event=f"event:{event.pk}"),
             )
-    messaging_services.post_system_message(conversation_id=ticket.conversation.pk, body=text, key=key)
+            if ticket.buyer.email:
+                subject = _("[RefundChat] %(number)s: %(status)s") % {
+                    "number": ticket.number,
+                    "status": ticket.get_status_display(),
+                }
+                _queue_email(ticket=ticket, subject=subject, body=text, event=event)
+    _queue_webhook(ticket=ticket, event=event, name="ticket.status_changed")
+
+
+def _queue_email(*, ticket: RefundTicket, subject: str, body: str, event: TicketEvent | None = None) -> None:
+    outbox.enqueue(
+        ticket=ticket,
+        event=event,
+        kind=OutboxKind.EMAIL,
+        payload={"subject": subject, "body": body, "to": [ticket.buyer.email]},
+    )
+
+
+def _queue_webhook(*, ticket: RefundTicket, event: TicketEvent | None, name: str) -> None:
+    if not settings.REFUNDCHAT_WEBHOOK_URL:
+        return
+    body = {
+        "event": name,
+        "ticket": ticket.number,
+        "order_no": ticket.order.order_no,
+        "status": ticket.status,
+        "from_status": event.from_status if event else "",
+        "approved_amount_cents": ticket.approved_amount_cents,
+        "requested_amount_cents": ticket.requested_amount_cents,
+        "occurred_at": (event.created_at if event else ticket.created_at).isoformat(),
+    }
+    outbox.enqueue(
+        ticket=ticket,
+        event=event,
+        kind=OutboxKind.WEBHOOK,
+        payload={"url": settings.REFUNDCHAT_WEBHOOK_URL, "body": body},
+    )
 
 
 def promised_by(*, status: str, since: datetime) -> datetime | None:
@@ -98,15 +149,3 @@ def status_text(*, ticket: RefundTicket, event: TicketEvent) -> str:
     }
     template = texts.get(TicketStatus(ticket.status), _("The ticket is now “%(status)s”."))
     return template % {**values, "status": ticket.get_status_display()}
-
-
-def send_status_changed_notification(*, event_id: int) -> None:
-    """Post the state change to the chat, once per event whatever how often the task runs."""
-    event = TicketEvent.objects.select_related("ticket", "ticket__conversation", "ticket__order").get(pk=event_id)
-    if not event.visible_to_buyer:
-        return
-    ticket = event.ticket
-    with translation.override(ticket.language):
-        text = status_text(ticket=ticket, event=event)
-    key = system_message_key(ticket_id=ticket.pk, event=f"event:{event.pk}")
-    messaging_services.post_system_message(conversation_id=ticket.conversation.pk, body=text, key=key)

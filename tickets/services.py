@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -19,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from messaging import realtime
 from messaging.models import Conversation
-from tickets import selectors
+from tickets import notifications, selectors
 from tickets.models import (
     Order,
     RefundKind,
@@ -121,14 +120,8 @@ def create_refund_ticket(
         )
         messaging_services.open_conversation(ticket=ticket)
         publish_ticket_changed(ticket=ticket)
-        transaction.on_commit(partial(_queue_ticket_created_notification, ticket.pk))
+        notifications.notify_ticket_created(ticket=ticket)
     return ticket
-
-
-def _queue_ticket_created_notification(ticket_id: int) -> None:
-    from tickets.tasks import notify_ticket_created
-
-    notify_ticket_created.delay(ticket_id)
 
 
 def claim_ticket(*, ticket_id: int, agent: User) -> RefundTicket:

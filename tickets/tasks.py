@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tickets import notifications
+from tickets import outbox
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
-def notify_ticket_created(ticket_id: int) -> None:
-    notifications.send_ticket_created_notification(ticket_id=ticket_id)
+# No autoretry: a failed delivery stays pending in the outbox with its next attempt time,
+# and dispatch_outbox hands it out again then.
+@shared_task(acks_late=True)
+def deliver_outbox_message(message_id: int) -> bool:
+    return outbox.deliver(message_id=message_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
-def notify_status_changed(event_id: int) -> None:
-    notifications.send_status_changed_notification(event_id=event_id)
+@shared_task
+def dispatch_outbox() -> int:
+    return outbox.dispatch_due()

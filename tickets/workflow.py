@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -449,11 +448,10 @@ def _refusal_for_state(ticket: RefundTicket) -> str:
 
 
 def _schedule_side_effects(*, ticket: RefundTicket, event: TicketEvent) -> None:
-    from tickets import services
-    from tickets.tasks import notify_status_changed
+    from tickets import notifications, services
 
     services.publish_ticket_changed(ticket=ticket)
-    transaction.on_commit(partial(notify_status_changed.delay, event.pk))
+    notifications.notify_status_changed(ticket=ticket, event=event)
 
 
 def _cny(cents: int) -> str:
