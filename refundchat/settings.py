@@ -181,6 +181,8 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Sockets of a server process that died are never closed: mark their people offline.
     "sweep-stale-sockets": {"task": "messaging.tasks.sweep_stale_sockets", "schedule": 60.0},
+    # Notifications still pending (broker down at commit, receiver failing): hand them out again.
+    "dispatch-outbox": {"task": "tickets.tasks.dispatch_outbox", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
