@@ -250,6 +250,17 @@ REFUNDCHAT_PROMISE_HOURS: dict[str, int] = {
 # The shop's order system hears of every ticket change here (empty: no webhooks), signed with the secret.
 REFUNDCHAT_WEBHOOK_URL = os.environ.get("REFUNDCHAT_WEBHOOK_URL", "")
 REFUNDCHAT_WEBHOOK_SECRET = os.environ.get("REFUNDCHAT_WEBHOOK_SECRET", "dev-webhook-secret-change-me")
+# Payouts: the gateway class, its signed callback, and the amount above which finance approves first.
+REFUNDCHAT_PAYOUT_PROVIDER = os.environ.get("REFUNDCHAT_PAYOUT_PROVIDER", "tickets.payouts.FakePayoutProvider")
+REFUNDCHAT_PAYOUT_CALLBACK_SECRET = os.environ.get("REFUNDCHAT_PAYOUT_CALLBACK_SECRET", "dev-payout-secret-change-me")
+REFUNDCHAT_PAYOUT_CALLBACK_URL = os.environ.get(
+    "REFUNDCHAT_PAYOUT_CALLBACK_URL",
+    f"http://127.0.0.1:{os.environ.get('REFUNDCHAT_PORT', '8000')}/api/v1/payouts/callback/",
+)
+REFUNDCHAT_PAYOUT_APPROVAL_THRESHOLD_CENTS = int(os.environ.get("REFUNDCHAT_PAYOUT_APPROVAL_THRESHOLD_CENTS", "100000"))
+# The fake gateway: how often an attempt fails (0..1) and how long it takes to answer.
+REFUNDCHAT_FAKE_PAYOUT_FAILURE_RATE = float(os.environ.get("REFUNDCHAT_FAKE_PAYOUT_FAILURE_RATE", "0.1"))
+REFUNDCHAT_FAKE_PAYOUT_DELAY_SECONDS = float(os.environ.get("REFUNDCHAT_FAKE_PAYOUT_DELAY_SECONDS", "3"))
 REFUNDCHAT_RETURN_ADDRESS = os.environ.get(
     "REFUNDCHAT_RETURN_ADDRESS",
     "上海市青浦区华新镇华志路 1688 号 RefundChat 退货仓 (收件人: 退货组, 电话 021-5555 0100)",

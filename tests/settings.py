@@ -28,3 +28,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # the limit never meet it.
 REFUNDCHAT_RATE_LIMIT_PREFIX = f"refundchat-test-{os.getpid()}:ratelimit"
 REFUNDCHAT_SEND_BURST = 10_000
+
+# The fake payout gateway answers at once, without HTTP, and never fails unless a test says so.
+REFUNDCHAT_PAYOUT_CALLBACK_URL = ""
+REFUNDCHAT_FAKE_PAYOUT_FAILURE_RATE = 0.0
+REFUNDCHAT_FAKE_PAYOUT_DELAY_SECONDS = 0

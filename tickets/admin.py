@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tickets import outbox
 from tickets.formatting import format_cny
-from tickets.models import Order, OrderItem, OutboxMessage, RefundTicket, RefundTicketItem, TicketEvent
+from tickets.models import Order, OrderItem, OutboxMessage, Payout, RefundTicket, RefundTicketItem, TicketEvent
 
 
 class ReadOnlyInlineMixin:
@@ -138,3 +138,16 @@ class OutboxMessageAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         # The action is what staff use; the change view stays read-only.
         return bool(request.user.is_superuser)
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("ticket", "amount", "status", "attempts", "provider", "provider_reference", "paid_at")
+    list_filter = ("status", "provider")
+    search_fields = ("=ticket__id", "provider_reference", "=idempotency_key")
+    list_select_related = ("ticket",)
+    readonly_fields = [field.name for field in Payout._meta.fields]
+
+    @admin.display(description=_("amount"), ordering="amount_cents")
+    def amount(self, payout: Payout) -> str:
+        return format_cny(payout.amount_cents)

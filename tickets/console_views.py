@@ -11,13 +11,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
-from tickets import selectors, services
+from tickets import payouts, selectors, services
+from tickets.formatting import format_cny
+from tickets.models import Payout
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 from tickets.views import perform_transition, transition_actions
 
@@ -79,3 +82,44 @@ def claim(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
     except services.TicketError as error:
         messages.error(request, str(error))
     return redirect("console:ticket", ticket_id=ticket_id)
+
+
+@console_required
+def payouts_list(request: AuthenticatedRequest) -> HttpResponse:
+    if not request.user.has_perm("tickets.manage_payout"):
+        raise PermissionDenied
+    return render(request, "console/payouts.html", {"payouts": selectors.payouts_for_finance()})
+
+
+@console_required
+def returns_list(request: AuthenticatedRequest) -> HttpResponse:
+    if not request.user.has_perm("tickets.receive_return"):
+        raise PermissionDenied
+    return render(request, "console/returns.html", {"tickets": selectors.returns_for_warehouse()})
+
+
+@require_POST
+@console_required
+def payout_decision(request: AuthenticatedRequest, payout_id: int, decision: str) -> HttpResponse:
+    """Finance approves a large payout or retries a failed one."""
+    perform = {"approve": payouts.do_approve_payout, "retry": payouts.do_retry_payout}.get(decision)
+    if perform is None:
+        raise Http404("No such decision")
+    try:
+        payout = perform(payout_id=payout_id, user=request.user)
+    except Payout.DoesNotExist:
+        raise Http404("No such payout") from None
+    except payouts.PayoutError as error:
+        messages.error(request, error.message)
+        return redirect("console:payouts")
+    messages.success(
+        request,
+        _("Payout of %(amount)s for %(number)s sent to the gateway.")
+        % {
+            "amount": format_cny(payout.amount_cents),
+            "number": payout.ticket.number,
+        },
+    )
+    if request.POST.get("back") == "ticket":
+        return redirect("console:ticket", ticket_id=payout.ticket_id)
+    return redirect("console:payouts")

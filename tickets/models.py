@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Order(models.Model):
@@ -211,6 +212,8 @@ class TicketEventKind(models.TextChoices):
     STATUS_CHANGED = "status_changed", _("Status changed")
     ASSIGNED = "assigned", _("Assigned")
     FIRST_RESPONSE = "first_response", _("First response")
+    PAYOUT = "payout", _("Payout")
+    TIMER = "timer", _("Timer")
 
 
 class TicketEvent(models.Model):
@@ -257,6 +260,7 @@ class OutboxKind(models.TextChoices):
     CHAT = "chat", _("Chat message")
     EMAIL = "email", _("Email")
     WEBHOOK = "webhook", _("Webhook")
+    PAYOUT = "payout", _("Payout request")
 
 
 class OutboxStatus(models.TextChoices):
@@ -302,3 +306,51 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display()})"
+
+
+class PayoutStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting finance approval")
+    REQUESTED = "requested", _("Requested from the gateway")
+    SUCCEEDED = "succeeded", pgettext_lazy("payout status", "Paid")
+    FAILED = "failed", pgettext_lazy("payout status", "Failed")
+
+
+class Payout(models.Model):
+    """The money going back to the buyer: one per ticket, so a refund can never be paid twice."""
+
+    ticket = models.OneToOneField(
+        RefundTicket, on_delete=models.PROTECT, related_name="payout", verbose_name=_("ticket")
+    )
+    amount_cents = models.PositiveIntegerField(_("amount (cents)"))
+    status = models.CharField(_("status"), max_length=20, choices=PayoutStatus.choices)
+    # Sent to the gateway with every request of this payout; attempt n uses "<key>:<n>".
+    idempotency_key = models.UUIDField(_("idempotency key"), unique=True, default=uuid.uuid4, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    provider = models.CharField(_("provider"), max_length=32)
+    provider_reference = models.CharField(_("gateway reference"), max_length=64, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("approved by"),
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("payout")
+        verbose_name_plural = _("payouts")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payout_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(status="succeeded", paid_at__isnull=False) | ~Q(status="succeeded"),
+                name="payout_paid_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.get_status_display()}"

@@ -44,18 +44,23 @@ def enqueue(
     payload: dict[str, Any],
     event: TicketEvent | None = None,
     idempotency_key: Any = None,
+    not_before: datetime | None = None,
 ) -> OutboxMessage:
-    """Write a notification in the current transaction; it is dispatched after commit."""
+    """Write a notification in the current transaction; it is dispatched after commit.
+
+    With `not_before` it waits for the beat task instead (a retry after a delay).
+    """
     extra = {"idempotency_key": idempotency_key} if idempotency_key else {}
     message = OutboxMessage.objects.create(
         ticket=ticket,
         event=event,
         kind=kind,
         payload=payload,
-        next_attempt_at=timezone.now() + FIRST_REDISPATCH_AFTER,
+        next_attempt_at=not_before or timezone.now() + FIRST_REDISPATCH_AFTER,
         **extra,
     )
-    transaction.on_commit(partial(_dispatch, message.pk))
+    if not_before is None:
+        transaction.on_commit(partial(_dispatch, message.pk))
     return message
 
 
@@ -179,8 +184,15 @@ def _send_webhook(message: OutboxMessage) -> None:
         response.read()
 
 
+def _send_payout_request(message: OutboxMessage) -> None:
+    from tickets import payouts
+
+    payouts.send_request(payout_id=message.payload["payout_id"], attempt=message.payload["attempt"])
+
+
 SENDERS: dict[OutboxKind, Callable[[OutboxMessage], None]] = {
     OutboxKind.CHAT: _send_chat,
     OutboxKind.EMAIL: _send_email,
     OutboxKind.WEBHOOK: _send_webhook,
+    OutboxKind.PAYOUT: _send_payout_request,
 }

@@ -15,6 +15,8 @@ from tickets.models import (
     OPEN_STATUSES,
     Order,
     OrderItem,
+    Payout,
+    PayoutStatus,
     RefundKind,
     RefundTicket,
     RefundTicketItem,
@@ -75,7 +77,9 @@ def get_buyer_ticket(*, buyer: User, ticket_id: int) -> RefundTicket:
 
 
 def ticket_detail_queryset() -> QuerySet[RefundTicket]:
-    return RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation").prefetch_related(
+    return RefundTicket.objects.select_related(
+        "order", "buyer", "assigned_agent", "conversation", "payout"
+    ).prefetch_related(
         Prefetch("items", queryset=RefundTicketItem.objects.select_related("order_item")),
         Prefetch("order__items", queryset=OrderItem.objects.order_by("id")),
     )
@@ -156,3 +160,21 @@ def progress_steps(*, ticket: RefundTicket, events: Iterable[TicketEvent]) -> li
         due = promised_by(status=status, since=at) if state == "current" and at else None
         steps.append(ProgressStep(status=status, label=str(status.label), state=state, at=at, promised_by=due))
     return steps
+
+
+def payouts_for_finance() -> QuerySet[Payout]:
+    """Payouts that wait for finance: approval above the threshold, or failed after every retry."""
+    return (
+        Payout.objects.filter(status__in=[PayoutStatus.AWAITING_APPROVAL, PayoutStatus.FAILED])
+        .select_related("ticket", "ticket__buyer", "ticket__order")
+        .order_by("created_at")
+    )
+
+
+def returns_for_warehouse() -> QuerySet[RefundTicket]:
+    """Parcels on their way back, the longest travelling first."""
+    return (
+        RefundTicket.objects.filter(status=TicketStatus.RETURN_IN_TRANSIT)
+        .select_related("buyer", "order")
+        .order_by("return_shipped_at", "id")
+    )

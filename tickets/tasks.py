@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tickets import outbox
+from tickets import outbox, payouts
 
 
 # No autoretry: a failed delivery stays pending in the outbox with its next attempt time,
@@ -17,3 +17,9 @@ def deliver_outbox_message(message_id: int) -> bool:
 @shared_task
 def dispatch_outbox() -> int:
     return outbox.dispatch_due()
+
+
+@shared_task(acks_late=True)
+def settle_fake_payout(body: dict[str, object]) -> None:
+    """The fake gateway reporting back (tickets.payouts.FakePayoutProvider)."""
+    payouts.send_fake_callback(body=body)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("refunds/", views.ticket_list, name="ticket_list"),
     path("refunds/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
     path("refunds/<int:ticket_id>/actions/<slug:name>/", views.ticket_transition, name="ticket_transition"),
+    path("api/v1/payouts/callback/", views.payout_callback, name="payout_callback"),
 ]

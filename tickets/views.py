@@ -5,15 +5,16 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import with_unread
-from tickets import selectors, services, workflow
+from tickets import payouts, selectors, services, workflow
 from tickets.forms import RefundRequestForm, TransitionForm
 from tickets.models import RefundTicket
 from tickets.roles import AuthenticatedRequest
@@ -118,3 +119,14 @@ def ticket_transition(request: AuthenticatedRequest, ticket_id: int, name: str) 
     ticket = selectors.get_buyer_ticket(buyer=request.user, ticket_id=ticket_id)
     perform_transition(request, ticket=ticket, name=name)
     return redirect("tickets:ticket_detail", ticket_id=ticket.pk)
+
+
+@csrf_exempt  # a server-to-server call, authenticated by its HMAC signature instead
+@require_POST
+def payout_callback(request: HttpRequest) -> JsonResponse:
+    try:
+        payout = payouts.handle_callback(body=request.body, signature=request.headers.get("X-Payout-Signature", ""))
+    except payouts.PayoutError as error:
+        status = 403 if error.code == "bad_signature" else 400
+        return JsonResponse({"error": error.code, "message": error.message}, status=status)
+    return JsonResponse({"ok": True, "status": payout.status})

@@ -391,6 +391,14 @@ def do_transition(
             ticket.resolved_at = timezone.now()
             changed.append("resolved_at")
         ticket.save(update_fields=sorted(set(changed)))
+        if transition.target == S.REFUND_PENDING:
+            from tickets import payouts
+
+            # One payout per ticket (a database constraint): a refund is never paid twice.
+            try:
+                payouts.open_payout(ticket=ticket, user=user)
+            except payouts.PayoutError as error:
+                raise TransitionRefused(error.code, error.message) from None
         event = TicketEvent.objects.create(
             ticket=ticket,
             kind=TicketEventKind.STATUS_CHANGED,
