@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
@@ -55,14 +54,8 @@ class ParticipantAdmin(admin.ModelAdmin):
     readonly_fields = ("conversation", "user", "role", "delivered_seq", "read_seq", "joined_at")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     """Rows the server keeps by itself: staff look, nobody edits."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(Presence)

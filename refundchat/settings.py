@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sweep-stale-sockets": {"task": "messaging.tasks.sweep_stale_sockets", "schedule": 60.0},
     # Notifications still pending (broker down at commit, receiver failing): hand them out again.
     "dispatch-outbox": {"task": "tickets.tasks.dispatch_outbox", "schedule": 30.0},
+    # Expired, refused and abandoned uploads, and their partial files (media/, docs/uploads.md).
+    "sweep-uploads": {"task": "media.tasks.sweep_uploads", "schedule": 600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -273,6 +275,20 @@ REFUNDCHAT_SEND_RATE = float(os.environ.get("REFUNDCHAT_SEND_RATE", "3"))
 REFUNDCHAT_RATE_LIMIT_PREFIX = "refundchat:ratelimit"
 # Presence: the browser pings every 30 s; a socket not heard of for this long is gone.
 REFUNDCHAT_SOCKET_STALE_AFTER = timedelta(seconds=150)
+
+# --- Media uploads --------------------------------------------------------
+# Evidence arrives over tus 1.0.0 at /api/v1/uploads/ (docs/uploads.md). Partial files live in
+# MEDIA_ROOT/partial/, originals in MEDIA_ROOT/evidence/; neither is ever served from a public URL.
+_MiB = 1024 * 1024
+# The largest file of each kind, checked against Upload-Length as soon as the first bytes tell the kind.
+REFUNDCHAT_UPLOAD_KIND_LIMITS = {"image": 25 * _MiB, "video": 500 * _MiB, "audio": 25 * _MiB, "pdf": 20 * _MiB}
+REFUNDCHAT_UPLOAD_MAX_SIZE = max(REFUNDCHAT_UPLOAD_KIND_LIMITS.values())  # Tus-Max-Size
+REFUNDCHAT_UPLOAD_TICKET_MAX_FILES = 30
+REFUNDCHAT_UPLOAD_TICKET_MAX_BYTES = 2048 * _MiB
+# An unfinished upload may be resumed this long after its last accepted bytes (Upload-Expires).
+REFUNDCHAT_UPLOAD_EXPIRY = timedelta(hours=int(os.environ.get("REFUNDCHAT_UPLOAD_EXPIRY_HOURS", "24")))
+# Decompression-bomb guard: more pixels than this (width x height x frames) is refused.
+REFUNDCHAT_UPLOAD_MAX_IMAGE_PIXELS = 100_000_000
 
 LOGGING = {
     "version": 1,

@@ -19,6 +19,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("tickets.console_urls")),
     path("", include("tickets.urls")),
+    path("", include("media.urls")),
     # Product pictures are public catalogue images; buyers' evidence is never served from here.
     path("media/products/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "products"}),
 ]

@@ -97,3 +97,52 @@ def open_ticket(
     return create_refund_ticket(
         buyer=order.buyer, order_no=order.order_no, kind=kind, reason=reason, items=items, **kwargs
     )
+
+
+# --- Media -------------------------------------------------------------------------------------------
+
+
+class UploadFactory(factory.django.DjangoModelFactory):
+    """An upload in progress (no bytes yet): set `offset` and write the partial file for more."""
+
+    class Meta:
+        model = "media.Upload"
+
+    ticket = factory.LazyAttribute(lambda o: open_ticket(order=order_with_items(buyer=buyer(), items=[(7900, 1)])))
+    uploader = factory.LazyAttribute(lambda o: o.ticket.buyer)
+    length = 1000
+    metadata = factory.LazyAttribute(lambda o: {"ticket": str(o.ticket.pk), "filename": "photo.jpg"})
+    filename = "photo.jpg"
+    filetype = "image/jpeg"
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+
+
+def stored_attachment(
+    *,
+    ticket: RefundTicket,
+    content: bytes,
+    uploader: Any = None,
+    kind: str = "image",
+    content_type: str = "image/jpeg",
+    extension: str = ".jpg",
+) -> Any:
+    """An attachment whose original is really stored, as a completed upload leaves it."""
+    import hashlib
+    import uuid
+
+    from django.core.files.base import ContentFile
+
+    from media.models import Attachment, AttachmentStatus
+    from media.storage import evidence_storage
+
+    name = evidence_storage().save(f"tickets/{ticket.pk}/{uuid.uuid4().hex}{extension}", ContentFile(content))
+    return Attachment.objects.create(
+        ticket=ticket,
+        uploader=uploader or ticket.buyer,
+        kind=kind,
+        content_type=content_type,
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        original=name,
+        status=AttachmentStatus.READY,
+    )

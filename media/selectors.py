@@ -1,0 +1,71 @@
+"""Reads on uploads and attachments, each scoped to who is asking.
+
+Who may do what follows messaging.selectors: whoever may write in a ticket's conversation (its
+buyer, its assigned agent) may upload evidence to it; whoever may read it (its buyer, console
+users) may fetch its attachments. Another buyer's ticket, upload or attachment is a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Sum
+from django.http import Http404
+from django.utils.translation import gettext as _
+
+from media import errors
+from media.errors import UploadError
+from media.models import Attachment, Upload, UploadStatus
+from messaging.selectors import can_send, can_view
+from tickets.models import RefundTicket
+
+
+def check_may_upload(*, user: User | AnonymousUser, ticket: RefundTicket | None) -> RefundTicket:
+    if ticket is None or not can_view(user=user, ticket=ticket):
+        raise UploadError(errors.NOT_FOUND, "ticket_not_found", _("This ticket does not exist."))
+    if not can_send(user=user, ticket=ticket):
+        raise UploadError(
+            errors.FORBIDDEN,
+            "not_allowed",
+            _("Only the buyer and the agent handling this ticket can send files in its conversation."),
+        )
+    return ticket
+
+
+def check_own_upload(*, user: User | AnonymousUser, upload: Upload | None) -> Upload:
+    """The requester's own upload, on a ticket they may still write in."""
+    if upload is None or not can_view(user=user, ticket=upload.ticket):
+        raise UploadError(errors.NOT_FOUND, "upload_not_found", _("This upload does not exist."))
+    if upload.uploader_id != user.pk:
+        raise UploadError(errors.FORBIDDEN, "not_allowed", _("This upload belongs to someone else."))
+    check_may_upload(user=user, ticket=upload.ticket)
+    return upload
+
+
+def get_own_upload(*, user: User | AnonymousUser, upload_id: uuid.UUID) -> Upload:
+    upload = Upload.objects.select_related("ticket").filter(pk=upload_id).first()
+    return check_own_upload(user=user, upload=upload)
+
+
+def ticket_usage(*, ticket_id: int, now: datetime) -> tuple[int, int]:
+    """(files, bytes) a ticket holds or has reserved: its attachments plus the uploads still arriving."""
+    attachments = Attachment.objects.filter(ticket_id=ticket_id).aggregate(total=Sum("size"))
+    attachment_count = Attachment.objects.filter(ticket_id=ticket_id).count()
+    arriving = Upload.objects.filter(ticket_id=ticket_id, status=UploadStatus.RECEIVING, expires_at__gt=now)
+    reserved = arriving.aggregate(total=Sum("length"))
+    files = attachment_count + arriving.count()
+    total = (attachments["total"] or 0) + (reserved["total"] or 0)
+    return files, total
+
+
+def viewable_attachment(*, user: User | AnonymousUser, attachment_id: int) -> Attachment:
+    attachment = Attachment.objects.select_related("ticket").filter(pk=attachment_id).first()
+    if attachment is None or not can_view(user=user, ticket=attachment.ticket):
+        raise Http404("No such attachment")
+    return attachment
+
+
+def attachment_for_upload(*, upload: Upload) -> Attachment | None:
+    return Attachment.objects.filter(upload=upload).first()
