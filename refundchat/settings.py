@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sweep-stale-sockets": {"task": "messaging.tasks.sweep_stale_sockets", "schedule": 60.0},
     # Notifications still pending (broker down at commit, receiver failing): hand them out again.
     "dispatch-outbox": {"task": "tickets.tasks.dispatch_outbox", "schedule": 30.0},
+    # Deadlines: unanswered tickets, returns not shipped, evidence not sent, refunds not paid.
+    "run-timers": {"task": "tickets.tasks.run_timers", "schedule": 60.0},
     # Expired, refused and abandoned uploads, and their partial files (media/, docs/uploads.md).
     "sweep-uploads": {"task": "media.tasks.sweep_uploads", "schedule": 600.0},
 }
@@ -252,6 +254,16 @@ REFUNDCHAT_PROMISE_HOURS: dict[str, int] = {
 # The shop's order system hears of every ticket change here (empty: no webhooks), signed with the secret.
 REFUNDCHAT_WEBHOOK_URL = os.environ.get("REFUNDCHAT_WEBHOOK_URL", "")
 REFUNDCHAT_WEBHOOK_SECRET = os.environ.get("REFUNDCHAT_WEBHOOK_SECRET", "dev-webhook-secret-change-me")
+# Timers (tickets/timers.py).
+REFUNDCHAT_RETURN_REMINDER_AFTER = timedelta(days=5)
+REFUNDCHAT_RETURN_CLOSE_AFTER = timedelta(days=7)
+REFUNDCHAT_EVIDENCE_CLOSE_AFTER = timedelta(days=7)
+REFUNDCHAT_REFUND_AFTER_RECEIPT = timedelta(hours=24)
+# Express refunds (极速退款): refund-only requests up to this amount from buyers with a clean history
+# (no rejected or escalated request, fewer than MAX_RECENT refunds in 90 days, account older than 30 days).
+REFUNDCHAT_EXPRESS_REFUND_MAX_CENTS = int(os.environ.get("REFUNDCHAT_EXPRESS_REFUND_MAX_CENTS", "5000"))
+REFUNDCHAT_EXPRESS_REFUND_MAX_RECENT = 3
+
 # Payouts: the gateway class, its signed callback, and the amount above which finance approves first.
 REFUNDCHAT_PAYOUT_PROVIDER = os.environ.get("REFUNDCHAT_PAYOUT_PROVIDER", "tickets.payouts.FakePayoutProvider")
 REFUNDCHAT_PAYOUT_CALLBACK_SECRET = os.environ.get("REFUNDCHAT_PAYOUT_CALLBACK_SECRET", "dev-payout-secret-change-me")

@@ -155,6 +155,8 @@ class RefundTicket(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     first_response_due_at = models.DateTimeField(_("first response due"))
     first_responded_at = models.DateTimeField(_("first responded at"), null=True, blank=True)
+    # Set by the timer when the first-response promise ran out with no answer.
+    sla_breached_at = models.DateTimeField(_("first-response promise broken at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
 
     class Meta:

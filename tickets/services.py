@@ -7,8 +7,10 @@ Celery tasks) with `transaction.on_commit`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -29,6 +31,8 @@ from tickets.models import (
     TicketEventKind,
 )
 from tickets.roles import can_handle_tickets
+
+logger = logging.getLogger(__name__)
 
 
 class TicketError(Exception):
@@ -121,7 +125,18 @@ def create_refund_ticket(
         messaging_services.open_conversation(ticket=ticket)
         publish_ticket_changed(ticket=ticket)
         notifications.notify_ticket_created(ticket=ticket)
+        transaction.on_commit(partial(_queue_express_refund, ticket.pk))
     return ticket
+
+
+def _queue_express_refund(ticket_id: int) -> None:
+    from tickets.tasks import try_express_refund
+
+    try:
+        try_express_refund.delay(ticket_id)
+    except Exception:
+        # Only a shortcut: without it an agent decides the request as usual.
+        logger.warning("express refund check for ticket %s not queued", ticket_id, exc_info=True)
 
 
 def claim_ticket(*, ticket_id: int, agent: User) -> RefundTicket:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tickets import outbox, payouts
+from tickets import outbox, payouts, timers
 
 
 # No autoretry: a failed delivery stays pending in the outbox with its next attempt time,
@@ -23,3 +23,13 @@ def dispatch_outbox() -> int:
 def settle_fake_payout(body: dict[str, object]) -> None:
     """The fake gateway reporting back (tickets.payouts.FakePayoutProvider)."""
     payouts.send_fake_callback(body=body)
+
+
+@shared_task
+def run_timers() -> dict[str, int]:
+    return timers.run_timers()
+
+
+@shared_task(acks_late=True)
+def try_express_refund(ticket_id: int) -> bool:
+    return timers.try_express_refund(ticket_id=ticket_id)
