@@ -185,6 +185,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "dispatch-outbox": {"task": "tickets.tasks.dispatch_outbox", "schedule": 30.0},
     # Deadlines: unanswered tickets, returns not shipped, evidence not sent, refunds not paid.
     "run-timers": {"task": "tickets.tasks.run_timers", "schedule": 60.0},
+    # Tickets still unassigned (nobody had room, a closed ticket freed a seat): route them.
+    "assign-waiting": {"task": "tickets.tasks.assign_waiting", "schedule": 60.0},
     # Expired, refused and abandoned uploads, and their partial files (media/, docs/uploads.md).
     "sweep-uploads": {"task": "media.tasks.sweep_uploads", "schedule": 600.0},
 }
@@ -287,6 +289,8 @@ REFUNDCHAT_SEND_RATE = float(os.environ.get("REFUNDCHAT_SEND_RATE", "3"))
 REFUNDCHAT_RATE_LIMIT_PREFIX = "refundchat:ratelimit"
 # Presence: the browser pings every 30 s; a socket not heard of for this long is gone.
 REFUNDCHAT_SOCKET_STALE_AFTER = timedelta(seconds=150)
+# An agent offline this long (a closed laptop, not a reload) hands unanswered tickets back to the queue.
+REFUNDCHAT_AGENT_OFFLINE_GRACE_SECONDS = int(os.environ.get("REFUNDCHAT_AGENT_OFFLINE_GRACE_SECONDS", "60"))
 
 # --- Media uploads --------------------------------------------------------
 # Evidence arrives over tus 1.0.0 at /api/v1/uploads/ (docs/uploads.md). Partial files live in

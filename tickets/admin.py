@@ -8,7 +8,16 @@ from django.utils.translation import gettext_lazy as _
 
 from tickets import outbox
 from tickets.formatting import format_cny
-from tickets.models import Order, OrderItem, OutboxMessage, Payout, RefundTicket, RefundTicketItem, TicketEvent
+from tickets.models import (
+    AgentProfile,
+    Order,
+    OrderItem,
+    OutboxMessage,
+    Payout,
+    RefundTicket,
+    RefundTicketItem,
+    TicketEvent,
+)
 
 
 class ReadOnlyInlineMixin:
@@ -151,3 +160,14 @@ class PayoutAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     @admin.display(description=_("amount"), ordering="amount_cents")
     def amount(self, payout: Payout) -> str:
         return format_cny(payout.amount_cents)
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    """Managers set how many open tickets each agent takes at once."""
+
+    list_display = ("user", "max_open_tickets", "last_assigned_at")
+    list_editable = ("max_open_tickets",)
+    search_fields = ("user__username",)
+    list_select_related = ("user",)
+    readonly_fields = ("last_assigned_at",)

@@ -356,3 +356,25 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket} {self.get_status_display()}"
+
+
+class AgentProfile(models.Model):
+    """How many open tickets an agent takes at once; managers set it in the admin."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="agent_profile",
+        verbose_name=_("agent"),
+    )
+    max_open_tickets = models.PositiveSmallIntegerField(_("most open tickets at once"), default=8)
+    # Ties between equally loaded agents go to whoever waited longest for a ticket.
+    last_assigned_at = models.DateTimeField(_("last assigned at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("agent profile")
+        verbose_name_plural = _("agent profiles")
+
+    def __str__(self) -> str:
+        return str(self.user)

@@ -38,7 +38,7 @@ GROUP_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "tickets.view_order",
     ),
     # plus view_* of every model, added by ensure_role_groups
-    Role.MANAGER: ("tickets.use_console", "tickets.arbitrate"),
+    Role.MANAGER: ("tickets.use_console", "tickets.arbitrate", "tickets.change_agentprofile"),
 }
 
 AnyUser = User | AnonymousUser

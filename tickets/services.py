@@ -125,46 +125,85 @@ def create_refund_ticket(
         messaging_services.open_conversation(ticket=ticket)
         publish_ticket_changed(ticket=ticket)
         notifications.notify_ticket_created(ticket=ticket)
-        transaction.on_commit(partial(_queue_express_refund, ticket.pk))
+        transaction.on_commit(partial(_queue_triage, ticket.pk))
     return ticket
 
 
-def _queue_express_refund(ticket_id: int) -> None:
-    from tickets.tasks import try_express_refund
+def _queue_triage(ticket_id: int) -> None:
+    from tickets.tasks import triage_new_ticket
 
     try:
-        try_express_refund.delay(ticket_id)
+        triage_new_ticket.delay(ticket_id)
     except Exception:
-        # Only a shortcut: without it an agent decides the request as usual.
-        logger.warning("express refund check for ticket %s not queued", ticket_id, exc_info=True)
+        # The beat task assign_waiting routes what is still unassigned a minute later.
+        logger.warning("triage of ticket %s not queued", ticket_id, exc_info=True)
 
 
 def claim_ticket(*, ticket_id: int, agent: User) -> RefundTicket:
     """Assign an open ticket to `agent`; refused when another agent already holds it."""
-    from messaging import services as messaging_services
-
     if not can_handle_tickets(agent):
         raise TicketError(_("You do not have permission to handle tickets."))
     with transaction.atomic():
-        ticket = RefundTicket.objects.select_for_update(of=("self",)).select_related("assigned_agent").get(pk=ticket_id)
-        if not ticket.is_open:
-            raise TicketError(_("This ticket is closed."))
+        ticket = _locked_open_ticket(ticket_id=ticket_id)
         if ticket.assigned_agent_id == agent.pk:
             return ticket
         if ticket.assigned_agent is not None:
             raise TicketError(_("Already claimed by %(name)s.") % {"name": ticket.assigned_agent.get_username()})
-        ticket.assigned_agent = agent
-        ticket.save(update_fields=["assigned_agent", "updated_at"])
-        TicketEvent.objects.create(
-            ticket=ticket,
-            kind=TicketEventKind.ASSIGNED,
-            actor=agent,
-            data={"agent_id": agent.pk, "previous_agent_id": None},
-            visible_to_buyer=False,
-        )
-        messaging_services.add_agent(conversation_id=ticket.conversation.pk, agent=agent)
-        publish_ticket_changed(ticket=ticket)
+        set_assignee(ticket=ticket, agent=agent, actor=agent, how="claim")
     return ticket
+
+
+def transfer_ticket(*, ticket_id: int, by: User, to_agent_id: int, note: str = "") -> RefundTicket:
+    """Hand a ticket to another agent, with a note for them (internal, never shown to the buyer)."""
+    if not can_handle_tickets(by):
+        raise TicketError(_("You do not have permission to handle tickets."))
+    target = User.objects.filter(pk=to_agent_id, is_active=True).first()
+    if target is None or not can_handle_tickets(target):
+        raise TicketError(_("Choose an agent to hand the ticket to."))
+    with transaction.atomic():
+        ticket = _locked_open_ticket(ticket_id=ticket_id)
+        if ticket.assigned_agent_id == target.pk:
+            raise TicketError(_("%(name)s already has this ticket.") % {"name": target.get_username()})
+        set_assignee(ticket=ticket, agent=target, actor=by, how="transfer", note=note.strip()[:500])
+    return ticket
+
+
+def unassign_ticket(*, ticket_id: int, by: User) -> RefundTicket:
+    """Put a ticket back in the unassigned queue."""
+    if not can_handle_tickets(by):
+        raise TicketError(_("You do not have permission to handle tickets."))
+    with transaction.atomic():
+        ticket = _locked_open_ticket(ticket_id=ticket_id)
+        if ticket.assigned_agent_id is not None:
+            set_assignee(ticket=ticket, agent=None, actor=by, how="unassign")
+    return ticket
+
+
+def _locked_open_ticket(*, ticket_id: int) -> RefundTicket:
+    ticket = RefundTicket.objects.select_for_update(of=("self",)).select_related("assigned_agent").get(pk=ticket_id)
+    if not ticket.is_open:
+        raise TicketError(_("This ticket is closed."))
+    return ticket
+
+
+def set_assignee(*, ticket: RefundTicket, agent: User | None, actor: User | None, how: str, note: str = "") -> None:
+    """Change who handles a locked ticket: the field, its event, the agent's seat in the chat, the consoles."""
+    from messaging import services as messaging_services
+
+    previous = ticket.assigned_agent_id
+    ticket.assigned_agent = agent
+    ticket.save(update_fields=["assigned_agent", "updated_at"])
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEventKind.ASSIGNED,
+        actor=actor,
+        reason=note,
+        data={"agent_id": agent.pk if agent else None, "previous_agent_id": previous, "how": how},
+        visible_to_buyer=False,
+    )
+    if agent is not None:
+        messaging_services.add_agent(conversation_id=ticket.conversation.pk, agent=agent)
+    publish_ticket_changed(ticket=ticket)
 
 
 def record_staff_reply(*, ticket_id: int, agent: User) -> None:

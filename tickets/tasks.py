@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tickets import outbox, payouts, timers
+from tickets import outbox, payouts, routing, timers
 
 
 # No autoretry: a failed delivery stays pending in the outbox with its next attempt time,
@@ -31,5 +31,17 @@ def run_timers() -> dict[str, int]:
 
 
 @shared_task(acks_late=True)
-def try_express_refund(ticket_id: int) -> bool:
-    return timers.try_express_refund(ticket_id=ticket_id)
+def triage_new_ticket(ticket_id: int) -> None:
+    """A new ticket: refunded at once when the express rule allows, else routed to an agent."""
+    if not timers.try_express_refund(ticket_id=ticket_id):
+        routing.auto_assign(ticket_id=ticket_id)
+
+
+@shared_task
+def assign_waiting() -> int:
+    return routing.assign_waiting()
+
+
+@shared_task(acks_late=True)
+def release_agent_tickets(agent_id: int) -> int:
+    return routing.release_tickets_of(agent_id=agent_id)

@@ -72,7 +72,13 @@
       .catch(function () { /* the next reconnect tries again */ });
   }
 
-  socket.onOpen(function () { if (socket.opens > 1) refetch(null); });
+  socket.onOpen(function () {
+    if (socket.opens > 1) { refetch(null); return; }
+    // First connection: a ticket may have changed between the page's rendering and the socket
+    // joining its groups, and that frame is gone; one request closes the gap.
+    var ticketSections = Array.prototype.filter.call(containers, function (c) { return c.dataset.refreshOnTicket; });
+    if (ticketSections.length) refetch(ticketSections);
+  });
 
   // Sections about one ticket (its state, tracker and actions) follow its changes.
   socket.on("ticket.updated", function (frame) {

@@ -52,9 +52,11 @@ def test_buyer_requests_refund_and_chats_live_with_agent(live_stack, browser, sc
     expect(row).to_be_visible()
     expect(row).to_contain_text(order.order_no)
     screenshot(agent_page, "agent-queue")
+    # The only agent online, with room: the ticket was routed to them, no claiming needed.
+    expect(row).to_contain_text("agent")
     row.get_by_role("link").click()
-    agent_page.get_by_test_id("claim-ticket").click()
     expect(agent_page.get_by_test_id("assigned-agent")).to_have_text("agent")
+    expect(agent_page.get_by_test_id("claim-ticket")).to_have_count(0)
 
     agent_page.get_by_test_id("chat-input").fill("您好，我是客服小张，请问颜色差别在哪里？")
     agent_page.get_by_test_id("chat-send").click()

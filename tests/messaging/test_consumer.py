@@ -293,6 +293,7 @@ def test_error_messages_follow_the_connection_language(ticket):
 
 
 def test_unassigned_agent_watches_but_cannot_write(ticket):
+    services.claim_ticket(ticket_id=ticket.pk, agent=factories.agent(username="agent1"))
     agent2 = factories.agent(username="agent2")
 
     ws = communicator(agent2)
