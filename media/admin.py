@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import FileField
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from media.models import Attachment, Upload
+from media import selectors
+from media.models import DERIVED_FIELDS, Attachment, Upload
 from tickets.admin import ReadOnlyInlineMixin
 
 
@@ -56,6 +58,7 @@ class AttachmentAdmin(ReadOnlyAdmin):
         "size",
         "sha256",
         "original_link",
+        "derived_links",
         "filename",
         "status",
         "failure_reason",
@@ -70,3 +73,14 @@ class AttachmentAdmin(ReadOnlyAdmin):
     def original_link(self, obj: Attachment) -> str:
         url = reverse("media:attachment_file", args=[obj.pk])
         return format_html('<a href="{}?download=1">{}</a>', url, _("Download the original"))
+
+    @admin.display(description=_("derived files"))
+    def derived_links(self, obj: Attachment) -> str:
+        # The shareable copy is the one to pass on: the original may carry the buyer's GPS position.
+        links = []
+        for variant in DERIVED_FIELDS:
+            url = selectors.attachment_url(attachment=obj, variant=variant)
+            field = Attachment._meta.get_field(variant)
+            if url and isinstance(field, FileField):
+                links.append((url, field.verbose_name))
+        return format_html_join(" · ", '<a href="{}">{}</a>', links) or "-"

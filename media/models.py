@@ -8,6 +8,7 @@ passed validation, the original is kept bit-for-bit as an `Attachment`.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -16,8 +17,11 @@ from django.db.models.functions import Length
 from django.db.models.lookups import Exact, GreaterThan
 from django.utils.translation import gettext_lazy as _
 
-from media.storage import evidence_storage
+from media.storage import derived_storage, evidence_storage
 from tickets.models import RefundTicket
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise  # a development dependency
 
 SHA256_HEX_LENGTH = 64
 
@@ -106,6 +110,17 @@ def _evidence_name(instance: Attachment, filename: str) -> str:
     return filename
 
 
+# The Attachment fields media.processing fills, each served as a `variant` by the download view.
+DERIVED_FIELDS = ("thumbnail_small", "thumbnail_large", "shareable", "poster", "playable")
+
+
+def _derived_file(verbose_name: StrOrPromise) -> models.FileField:
+    # Written by media.processing only, under a name it makes from the attachment's id; empty until then.
+    return models.FileField(
+        verbose_name, storage=derived_storage, upload_to=_evidence_name, max_length=200, blank=True, default=""
+    )
+
+
 class Attachment(models.Model):
     """A validated evidence file; the original is stored bit-for-bit under a name the server chose."""
 
@@ -149,6 +164,14 @@ class Attachment(models.Model):
     width = models.PositiveIntegerField(_("width"), null=True, blank=True)
     height = models.PositiveIntegerField(_("height"), null=True, blank=True)
     duration_ms = models.PositiveBigIntegerField(_("duration (ms)"), null=True, blank=True)
+    # Derived by media.processing; what the chat shows. The original above is never changed.
+    thumbnail_small = _derived_file(_("small thumbnail"))
+    thumbnail_large = _derived_file(_("large thumbnail"))
+    # The photo with EXIF (GPS), XMP and every other metadata removed: what staff view and pass on.
+    shareable = _derived_file(_("shareable copy"))
+    poster = _derived_file(_("poster frame"))
+    # Only when the original does not play in every browser (HEVC video, Ogg audio...).
+    playable = _derived_file(_("web-playable copy"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

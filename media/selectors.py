@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Sum
 from django.http import Http404
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from media import errors
 from media.errors import UploadError
-from media.models import Attachment, Upload, UploadStatus
+from media.models import DERIVED_FIELDS, Attachment, Upload, UploadStatus
 from messaging.selectors import can_send, can_view
 from tickets.models import RefundTicket
 
@@ -69,3 +71,27 @@ def viewable_attachment(*, user: User | AnonymousUser, attachment_id: int) -> At
 
 def attachment_for_upload(*, upload: Upload) -> Attachment | None:
     return Attachment.objects.filter(upload=upload).first()
+
+
+def attachment_url(*, attachment: Attachment, variant: str) -> str | None:
+    """The permission-checked URL of the original or of a derived file; None while it does not exist."""
+    if variant != "original" and not getattr(attachment, variant):
+        return None
+    return reverse("media:attachment_variant", args=[attachment.pk, variant])
+
+
+def attachment_payload(*, attachment: Attachment) -> dict[str, Any]:
+    """An attachment as the chat sees it (the `attachment.updated` frame, docs/uploads.md)."""
+    return {
+        "id": attachment.pk,
+        "ticket_id": attachment.ticket_id,
+        "kind": attachment.kind,
+        "status": attachment.status,
+        "failure_reason": attachment.failure_reason,
+        "width": attachment.width,
+        "height": attachment.height,
+        "duration_ms": attachment.duration_ms,
+        "urls": {
+            variant: attachment_url(attachment=attachment, variant=variant) for variant in ("original", *DERIVED_FIELDS)
+        },
+    }

@@ -29,9 +29,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from media import errors, selectors, sniffing, storage, validation
+from media import errors, processing, selectors, sniffing, storage, validation
 from media.errors import UploadError
-from media.models import Attachment, AttachmentStatus, Upload, UploadStatus
+from media.models import Attachment, Upload, UploadStatus
 from media.tus import Checksum
 from tickets.models import RefundTicket
 
@@ -425,6 +425,8 @@ def complete_upload(*, upload_id: uuid.UUID, token: uuid.UUID, path: Path) -> Wr
             )
             from media import tasks
 
+            # The chat learns that the file arrived and is being prepared (docs/uploads.md).
+            processing.publish_update(attachment=attachment)
             transaction.on_commit(functools.partial(tasks.process_attachment.delay, attachment.pk))
     except BaseException:
         if stored_name is not None:
@@ -473,7 +475,8 @@ def terminate_upload(*, upload_id: uuid.UUID, user: User) -> None:
 
 
 def sweep_uploads(*, now: datetime | None = None) -> int:
-    """Delete expired unfinished uploads and refused ones, with their partial files; and orphan files.
+    """Delete expired unfinished uploads and refused ones, with their partial files; orphan files; and
+    the scratch folders of processing runs whose worker died.
 
     An upload whose writer still holds a live lease is left for the next sweep.
     """
@@ -492,6 +495,7 @@ def sweep_uploads(*, now: datetime | None = None) -> int:
         Upload.objects.filter(pk__in=upload_ids).delete()
         transaction.on_commit(functools.partial(delete_partial_files, upload_ids=upload_ids))
     delete_orphan_partial_files(now=now)
+    processing.delete_stale_scratch(now=now)
     return len(upload_ids)
 
 
@@ -504,20 +508,3 @@ def delete_orphan_partial_files(*, now: datetime) -> None:
     for path in directory.glob("*.part"):
         if path.stem not in live and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
-
-
-# --- Processing ------------------------------------------------------------------------------------
-
-
-def process_attachment(*, attachment_id: int) -> Attachment:
-    """Derive what the chat shows from the original (idempotent).
-
-    Thumbnails, posters and web-playable copies are the Processing part of issue #4; until they
-    exist there is nothing to derive, and an attachment is ready once its original is kept.
-    """
-    with transaction.atomic():
-        attachment = Attachment.objects.select_for_update().get(pk=attachment_id)
-        if attachment.status == AttachmentStatus.PROCESSING:
-            attachment.status = AttachmentStatus.READY
-            attachment.save(update_fields=["status"])
-    return attachment

@@ -13,14 +13,17 @@ from django.core.files.storage import FileSystemStorage, Storage
 
 PARTIAL_DIR_NAME = "partial"
 EVIDENCE_DIR_NAME = "evidence"
+DERIVED_DIR_NAME = "derived"
 
 
 class EvidenceStorage(FileSystemStorage):
     """Originals under MEDIA_ROOT/evidence/. It has no URL: files go out only through the download view."""
 
+    directory_name = EVIDENCE_DIR_NAME
+
     @property
     def base_location(self) -> str:
-        return str(Path(settings.MEDIA_ROOT) / EVIDENCE_DIR_NAME)
+        return str(Path(settings.MEDIA_ROOT) / self.directory_name)
 
     @property
     def location(self) -> str:
@@ -35,6 +38,20 @@ def evidence_storage() -> Storage:
 
 
 _EVIDENCE_STORAGE = EvidenceStorage()
+
+
+class DerivedStorage(EvidenceStorage):
+    """What processing makes from an original (thumbnails, stripped copies, posters, playable copies),
+    under MEDIA_ROOT/derived/: apart from the originals, so that evidence is never overwritten by mistake."""
+
+    directory_name = DERIVED_DIR_NAME
+
+
+def derived_storage() -> Storage:
+    return _DERIVED_STORAGE
+
+
+_DERIVED_STORAGE = DerivedStorage()
 
 
 def partial_path(upload_id: uuid.UUID) -> Path:

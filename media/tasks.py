@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
 
-from media import services
+from celery import Task, shared_task
+from celery.utils.time import get_exponential_backoff_interval
+
+from media import processing, services
 from media.models import Attachment
+
+PROCESSING_MAX_RETRIES = 5
+# Seconds: 2, 4, 8... with full jitter, so that a worker that lost its disk is not hammered in step.
+PROCESSING_BACKOFF = 2
+PROCESSING_BACKOFF_MAX = 600
 
 
 @shared_task(acks_late=True)
@@ -13,9 +21,17 @@ def sweep_uploads() -> int:
     return services.sweep_uploads()
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def process_attachment(attachment_id: int) -> None:
+@shared_task(bind=True, acks_late=True, max_retries=PROCESSING_MAX_RETRIES)
+def process_attachment(self: Task[Any, Any], attachment_id: int) -> None:
     try:
-        services.process_attachment(attachment_id=attachment_id)
+        processing.process_attachment(attachment_id=attachment_id)
     except Attachment.DoesNotExist:
-        return
+        return  # deleted before a worker got to it: nothing to show
+    except processing.TRANSIENT_ERRORS as error:
+        if self.request.retries >= PROCESSING_MAX_RETRIES:
+            processing.give_up(attachment_id=attachment_id)
+            raise
+        countdown = get_exponential_backoff_interval(
+            factor=PROCESSING_BACKOFF, retries=self.request.retries, maximum=PROCESSING_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(exc=error, countdown=countdown) from error

@@ -1,4 +1,5 @@
-"""HTTP for evidence: the tus 1.0.0 endpoint and the permission-checked download of originals.
+"""HTTP for evidence: the tus 1.0.0 endpoint, the permission-checked download of originals and derived
+files, and the retry of a failed processing.
 
 Views only translate HTTP to service calls and back; media.services holds the rules.
 CSRF: Django's CSRF middleware stays on. A tus client sends the CSRF token in the `X-CSRFToken`
@@ -8,23 +9,27 @@ and DELETE; see docs/uploads.md.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db.models.fields.files import FieldFile
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from media import errors, selectors, services, tus
+from media import errors, processing, selectors, services, tus
 from media.errors import UploadError
-from media.models import Attachment, Upload, UploadStatus
+from media.models import DERIVED_FIELDS, Attachment, Upload, UploadStatus
 from tickets.roles import AuthenticatedRequest
 
 DOWNLOAD_CHUNK = 256 * 1024
@@ -175,14 +180,36 @@ def _describe(response: HttpResponse, upload: Upload, attachment: Attachment | N
 # --- Download --------------------------------------------------------------------------------------
 
 
+# What each derived file is, by the extension media.processing gives it.
+DERIVED_CONTENT_TYPES = {".webp": "image/webp", ".jpg": "image/jpeg", ".png": "image/png", ".m4a": "audio/mp4"}
+VARIANTS = frozenset({"original", *DERIVED_FIELDS})
+
+
+@dataclass(frozen=True)
+class Served:
+    """One stored file of an attachment, and how to describe it."""
+
+    file: FieldFile
+    size: int
+    content_type: str
+    etag: str
+    modified: float
+    download_name: str
+
+
 @login_required
 @require_http_methods(["GET", "HEAD"])
-def attachment_file(request: AuthenticatedRequest, attachment_id: int) -> HttpResponse | StreamingHttpResponse:
-    """The original, for the ticket's buyer and console staff only; Range requests for video seeking."""
+def attachment_file(
+    request: AuthenticatedRequest, attachment_id: int, variant: str = "original"
+) -> HttpResponse | StreamingHttpResponse:
+    """The original or a derived file (thumbnail, shareable copy, poster, playable copy), for the
+    ticket's buyer and console staff only; Range requests for video seeking."""
     attachment = selectors.viewable_attachment(user=request.user, attachment_id=attachment_id)
-    size = attachment.size
-    etag = f'"{attachment.sha256}"'
-    byte_range = _requested_range(request, size=size, etag=etag)
+    if variant not in VARIANTS:
+        raise Http404("No such variant")
+    served = _served(attachment, variant)
+    size = served.size
+    byte_range = _requested_range(request, size=size, etag=served.etag)
     if byte_range == UNSATISFIABLE:
         unsatisfiable = HttpResponse(status=416)
         unsatisfiable["Content-Range"] = f"bytes */{size}"
@@ -194,28 +221,70 @@ def attachment_file(request: AuthenticatedRequest, attachment_id: int) -> HttpRe
     if request.method == "HEAD":
         response = HttpResponse(status=status)
     else:
-        response = StreamingHttpResponse(_file_chunks(request, attachment, start=start, length=length), status=status)
+        response = StreamingHttpResponse(_file_chunks(request, served.file, start=start, length=length), status=status)
     if byte_range:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Content-Length"] = str(length)
-    response["Content-Type"] = attachment.content_type
+    response["Content-Type"] = served.content_type
     response["Accept-Ranges"] = "bytes"
-    response["ETag"] = etag
-    response["Last-Modified"] = http_date(attachment.created_at.timestamp())
+    response["ETag"] = served.etag
+    response["Last-Modified"] = http_date(served.modified)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     disposition = "attachment" if request.GET.get("download") else "inline"
-    response["Content-Disposition"] = f'{disposition}; filename="{_download_name(attachment)}"'
-    if attachment.content_type != "application/pdf":
+    response["Content-Disposition"] = f'{disposition}; filename="{served.download_name}"'
+    if served.content_type != "application/pdf":
         # Chromium refuses to show a PDF in a sandboxed document; PDFs with active content are refused.
         response["Content-Security-Policy"] = SANDBOX_CSP
     return response
 
 
-def _download_name(attachment: Attachment) -> str:
-    """A safe ASCII name the server makes up: ticket number, attachment id, extension of the sniffed type."""
-    extension = attachment.original.name.rsplit(".", 1)[-1] if "." in attachment.original.name else "bin"
-    return f"{attachment.ticket.number}-{attachment.pk}.{extension}"
+def _served(attachment: Attachment, variant: str) -> Served:
+    if variant == "original":
+        return Served(
+            file=attachment.original,
+            size=attachment.size,
+            content_type=attachment.content_type,
+            etag=f'"{attachment.sha256}"',
+            modified=attachment.created_at.timestamp(),
+            download_name=_download_name(attachment, name=str(attachment.original.name)),
+        )
+    derived: FieldFile = getattr(attachment, variant)
+    if not derived:
+        raise Http404("Not derived (yet)")
+    name = str(derived.name)
+    extension = Path(name).suffix
+    content_type = DERIVED_CONTENT_TYPES.get(extension, f"{attachment.kind}/mp4")
+    try:
+        stat = os.stat(derived.path)
+    except FileNotFoundError as missing:
+        raise Http404("Derived file missing") from missing
+    return Served(
+        file=derived,
+        size=stat.st_size,
+        content_type=content_type,
+        # A retry may write the file again: its size and time tell the versions apart.
+        etag=f'"{attachment.sha256[:16]}-{variant}-{stat.st_size}-{stat.st_mtime_ns}"',
+        modified=stat.st_mtime,
+        download_name=_download_name(attachment, name=name, variant=variant),
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def attachment_retry(request: AuthenticatedRequest, attachment_id: int) -> JsonResponse:
+    """Run a failed attachment's processing again (the chat's retry button)."""
+    attachment = processing.retry_processing(attachment_id=attachment_id, user=request.user)
+    return JsonResponse(
+        selectors.attachment_payload(attachment=attachment), status=202, json_dumps_params={"ensure_ascii": False}
+    )
+
+
+def _download_name(attachment: Attachment, *, name: str, variant: str = "original") -> str:
+    """A safe ASCII name the server makes up: ticket number, attachment id, variant, extension."""
+    extension = name.rsplit(".", 1)[-1] if "." in name else "bin"
+    suffix = "" if variant == "original" else f"-{variant.replace('_', '-')}"
+    return f"{attachment.ticket.number}-{attachment.pk}{suffix}.{extension}"
 
 
 def _requested_range(request: HttpRequest, *, size: int, etag: str) -> tuple[int, int] | None:
@@ -250,17 +319,17 @@ def _requested_range(request: HttpRequest, *, size: int, etag: str) -> tuple[int
 
 
 def _file_chunks(
-    request: HttpRequest, attachment: Attachment, *, start: int, length: int
+    request: HttpRequest, stored: FieldFile, *, start: int, length: int
 ) -> Iterator[bytes] | AsyncIterator[bytes]:
     """The bytes, read a chunk at a time. Under ASGI (Daphne) an async iterator: a sync one would
     make Django read the whole file into memory before sending it."""
     if isinstance(request, ASGIRequest):
-        return _async_chunks(attachment, start=start, length=length)
-    return _sync_chunks(attachment, start=start, length=length)
+        return _async_chunks(stored, start=start, length=length)
+    return _sync_chunks(stored, start=start, length=length)
 
 
-def _sync_chunks(attachment: Attachment, *, start: int, length: int) -> Iterator[bytes]:
-    with attachment.original.storage.open(attachment.original.name, "rb") as fileobj:
+def _sync_chunks(stored: FieldFile, *, start: int, length: int) -> Iterator[bytes]:
+    with stored.storage.open(str(stored.name), "rb") as fileobj:
         fileobj.seek(start)
         remaining = length
         while remaining > 0:
@@ -271,8 +340,8 @@ def _sync_chunks(attachment: Attachment, *, start: int, length: int) -> Iterator
             yield data
 
 
-async def _async_chunks(attachment: Attachment, *, start: int, length: int) -> AsyncIterator[bytes]:
-    chunks = _sync_chunks(attachment, start=start, length=length)
+async def _async_chunks(stored: FieldFile, *, start: int, length: int) -> AsyncIterator[bytes]:
+    chunks = _sync_chunks(stored, start=start, length=length)
     read = sync_to_async(lambda: next(chunks, b""), thread_sensitive=False)
     while data := await read():
         yield data
