@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
-from tickets import payouts, selectors, services
+from tickets import payouts, routing, selectors, services
 from tickets.formatting import format_cny
 from tickets.models import Payout
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
@@ -61,6 +61,7 @@ def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpRespo
             "can_claim": can_handle_tickets(request.user) and ticket.is_open and ticket.assigned_agent_id is None,
             "actions": transition_actions(ticket=ticket, user=request.user),
             "action_url": "console:transition",
+            "transfer_to": routing.transfer_targets(ticket=ticket) if can_handle_tickets(request.user) else [],
         },
     )
 
@@ -123,3 +124,32 @@ def payout_decision(request: AuthenticatedRequest, payout_id: int, decision: str
     if request.POST.get("back") == "ticket":
         return redirect("console:ticket", ticket_id=payout.ticket_id)
     return redirect("console:payouts")
+
+
+@require_POST
+@console_required
+def transfer(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
+    selectors.get_console_ticket(ticket_id=ticket_id)  # 404 for a ticket that does not exist
+    try:
+        to_agent_id = int(request.POST.get("agent", ""))
+    except ValueError:
+        messages.error(request, _("Choose an agent to hand the ticket to."))
+        return redirect("console:ticket", ticket_id=ticket_id)
+    try:
+        services.transfer_ticket(
+            ticket_id=ticket_id, by=request.user, to_agent_id=to_agent_id, note=request.POST.get("note", "")
+        )
+    except services.TicketError as error:
+        messages.error(request, str(error))
+    return redirect("console:ticket", ticket_id=ticket_id)
+
+
+@require_POST
+@console_required
+def unassign(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
+    selectors.get_console_ticket(ticket_id=ticket_id)
+    try:
+        services.unassign_ticket(ticket_id=ticket_id, by=request.user)
+    except services.TicketError as error:
+        messages.error(request, str(error))
+    return redirect("console:ticket", ticket_id=ticket_id)

@@ -28,6 +28,13 @@ def agents() -> QuerySet[User]:
     return User.objects.filter(Q(groups__permissions=handle) | Q(user_permissions=handle), is_active=True).distinct()
 
 
+def transfer_targets(*, ticket: RefundTicket) -> QuerySet[User]:
+    """The agents an open ticket can be handed to: everyone who handles tickets but its current agent."""
+    if not ticket.is_open:
+        return User.objects.none()
+    return agents().exclude(pk=ticket.assigned_agent_id or 0).order_by("username")
+
+
 def online_agent_ids() -> list[int]:
     online = Presence.objects.filter(status=PresenceStatus.ONLINE).values_list("user_id", flat=True)
     return sorted(agents().filter(pk__in=online).values_list("pk", flat=True))

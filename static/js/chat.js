@@ -255,7 +255,12 @@
       el = buildMessage(m);
     }
     insertBySeq(el);
-    if (m.sender_id) hideTyping(m.sender_id);
+    if (m.sender_id) {
+      hideTyping(m.sender_id);
+      // Whoever writes has read what came before: their receipt may still be on its way.
+      var r = receipts[m.sender_id] || { delivered: 0, read: 0 };
+      receipts[m.sender_id] = { delivered: Math.max(r.delivered, m.seq - 1), read: Math.max(r.read, m.seq - 1) };
+    }
     refreshTicks();
     scrollToEnd();
     reportPositions();
@@ -275,7 +280,8 @@
 
   socket.on("receipt", function (frame) {
     if (frame.conversation !== conversationId) return;
-    receipts[frame.user_id] = { delivered: frame.delivered_seq, read: frame.read_seq };
+    var known = receipts[frame.user_id] || { delivered: 0, read: 0 };
+    receipts[frame.user_id] = { delivered: Math.max(known.delivered, frame.delivered_seq), read: Math.max(known.read, frame.read_seq) };
     if (frame.user_id === userId) {
       // Another tab or device of mine read further.
       reported = { delivered: Math.max(reported.delivered, frame.delivered_seq), read: Math.max(reported.read, frame.read_seq) };

@@ -111,3 +111,16 @@
     window.addEventListener("offline", function () { socket.dropNow(); });
   });
 })();
+
+/* An agent's own status (online / away) in the console header: sent as presence.set,
+ * and kept in step with the status announced to all of the agent's tabs. */
+document.addEventListener("DOMContentLoaded", function () {
+  "use strict";
+  var select = document.querySelector("[data-my-presence]");
+  if (!select) return;
+  var socket = window.RefundChat.socket;
+  select.addEventListener("change", function () { socket.send({ type: "presence.set", status: select.value }); });
+  socket.on("presence", function (frame) {
+    if (frame.user_id === socket.userId && frame.status !== "offline") select.value = frame.status;
+  });
+});

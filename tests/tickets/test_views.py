@@ -237,3 +237,23 @@ def test_buyer_cancels_with_a_post(alice, return_ticket):
     client_for(alice).post(f"/refunds/{return_ticket.pk}/actions/cancel/", {"cancel-reason": "买错了"})
     return_ticket.refresh_from_db()
     assert return_ticket.status == "cancelled"
+
+
+def test_agent_hands_a_ticket_over_with_a_note_and_puts_it_back_in_the_queue(return_ticket):
+    wei, li = factories.agent(username="wei"), factories.agent(username="li")
+    services.claim_ticket(ticket_id=return_ticket.pk, agent=wei)
+    console = client_for(wei)
+    page = console.get(f"/console/tickets/{return_ticket.pk}/").content.decode()
+    assert f'<option value="{li.pk}">' in page
+    assert f'<option value="{wei.pk}">' not in page  # not to oneself
+    console.post(f"/console/tickets/{return_ticket.pk}/transfer/", {"agent": li.pk, "note": "买家要英文服务"})
+    return_ticket.refresh_from_db()
+    assert return_ticket.assigned_agent == li
+    # The note is internal: the buyer's page never shows it.
+    assert "买家要英文服务" not in client_for(return_ticket.buyer).get(f"/refunds/{return_ticket.pk}/").content.decode()
+    response = console.post(f"/console/tickets/{return_ticket.pk}/transfer/", {"agent": "nobody"}, follow=True)
+    assert "Choose an agent" in response.content.decode()
+    client_for(li).post(f"/console/tickets/{return_ticket.pk}/unassign/")
+    return_ticket.refresh_from_db()
+    assert return_ticket.assigned_agent is None
+    assert client_for(return_ticket.buyer).post(f"/console/tickets/{return_ticket.pk}/unassign/").status_code == 403
