@@ -132,6 +132,8 @@ if CHANNEL_LAYER_BACKEND == "redis":
                 "hosts": [REDIS_URL],
                 "capacity": 1000,
                 "expiry": 60,
+                # Separate stacks sharing one Redis (test runs, staging beside production) keep apart.
+                "prefix": os.environ.get("REFUNDCHAT_CHANNEL_PREFIX", "asgi"),
             },
         }
     }
@@ -172,6 +174,8 @@ else:
     # Longer than the longest task, so an unacknowledged task is not redelivered while it runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# The queue this stack's tasks go to and its workers read (`celery worker -Q`), for stacks sharing a broker.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("REFUNDCHAT_CELERY_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
