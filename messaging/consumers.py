@@ -25,7 +25,7 @@ from messaging import presence, realtime, selectors, services
 from messaging.models import Conversation
 from tickets.models import TicketStatus
 from tickets.roles import can_use_console
-from tickets.selectors import console_queue
+from tickets.selectors import queue_row
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -245,7 +245,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _render_queue_row(self, ticket_id: int) -> str:
         with translation.override(self.language):
-            ticket = selectors.with_unread(console_queue(), user=self.user).filter(pk=ticket_id).first()
+            ticket = queue_row(ticket_id=ticket_id, user=self.user)
             if ticket is None:
                 return ""
             return render_to_string("console/_queue_row.html", {"ticket": ticket, "user": self.user})

@@ -14,12 +14,14 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
 from tickets import payouts, routing, selectors, services
 from tickets.formatting import format_cny
+from tickets.forms import QueueFilterForm
 from tickets.models import Payout
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 from tickets.views import perform_transition, transition_actions
@@ -38,9 +40,40 @@ def console_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 @console_required
 def queue(request: AuthenticatedRequest) -> HttpResponse:
-    tickets = with_unread(selectors.console_queue(), user=request.user)
+    view = request.GET.get("view", "open")
+    if view not in selectors.QUEUE_VIEWS:
+        view = "open"
+    filter_form = QueueFilterForm(request.GET or None)
+    tickets = with_unread(
+        selectors.console_queue(view=view, user=request.user, filters=filter_form.queue_filters()), user=request.user
+    )
     page = Paginator(tickets, settings.REFUNDCHAT_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "console/queue.html", {"page": page, "tickets": page.object_list})
+    counts = selectors.queue_counts(user=request.user)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "console/queue.html",
+        {
+            "page": page,
+            "tickets": page.object_list,
+            "view": view,
+            "views": [(name, VIEW_LABELS[name], counts[name]) for name in selectors.QUEUE_VIEWS],
+            "filter_form": filter_form,
+            "filters_query": query.urlencode(),
+        },
+    )
+
+
+VIEW_LABELS = {
+    "mine": gettext_lazy("Mine"),
+    "unassigned": gettext_lazy("Unassigned"),
+    "open": gettext_lazy("All open"),
+    "waiting": gettext_lazy("Waiting on buyer"),
+    "sla": gettext_lazy("SLA at risk"),
+    "escalated": gettext_lazy("Escalated"),
+    "closed": gettext_lazy("Closed"),
+}
 
 
 @console_required

@@ -7,7 +7,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from tickets.formatting import format_cny
-from tickets.models import Order, RefundKind, RefundReason, RefundTicket, ReturnCondition
+from tickets.models import Order, RefundKind, RefundReason, RefundTicket, ReturnCondition, TicketStatus
+from tickets.selectors import QueueFilters
 from tickets.services import RequestedItem
 from tickets.workflow import CARRIERS, Need, Transition, TransitionInput
 
@@ -119,3 +120,35 @@ class TransitionForm(forms.Form):
 
 def cents_to_yuan(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+class QueueFilterForm(forms.Form):
+    """The console queue's filters; a bad value is reported and ignored, never a server error."""
+
+    status = forms.ChoiceField(
+        label=_("Status"), choices=[("", _("Any status")), *TicketStatus.choices], required=False
+    )
+    reason = forms.ChoiceField(
+        label=_("Reason"), choices=[("", _("Any reason")), *RefundReason.choices], required=False
+    )
+    min_amount = forms.DecimalField(label=_("From ¥"), min_value=Decimal(0), decimal_places=2, required=False)
+    max_amount = forms.DecimalField(label=_("To ¥"), min_value=Decimal(0), decimal_places=2, required=False)
+    created_from = forms.DateField(
+        label=_("Opened from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_to = forms.DateField(
+        label=_("Opened until"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def queue_filters(self) -> QueueFilters:
+        if not self.is_valid():
+            return QueueFilters()
+        data = self.cleaned_data
+        return QueueFilters(
+            status=data["status"],
+            reason=data["reason"],
+            min_amount_cents=int(data["min_amount"] * 100) if data["min_amount"] is not None else None,
+            max_amount_cents=int(data["max_amount"] * 100) if data["max_amount"] is not None else None,
+            created_from=data["created_from"],
+            created_to=data["created_to"],
+        )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import F, Prefetch, QuerySet, Sum
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 from django.http import Http404
+from django.utils import timezone
 
 from tickets.models import (
     FINAL_STATUSES,
@@ -92,14 +93,78 @@ def get_console_ticket(*, ticket_id: int) -> RefundTicket:
     return ticket
 
 
-def console_queue() -> QuerySet[RefundTicket]:
-    """Open tickets, the most urgent first-response deadline on top."""
-    return (
-        RefundTicket.objects.filter(status__in=OPEN_STATUSES)
-        .select_related("order", "buyer", "assigned_agent", "conversation")
-        # Unanswered tickets first, then by how soon the first-response promise runs out.
-        .order_by(F("first_responded_at").asc(nulls_first=True), "first_response_due_at", "id")
+# The console's queue views, in the order of their tabs.
+QUEUE_VIEWS = ("mine", "unassigned", "open", "waiting", "sla", "escalated", "closed")
+# The buyer has the next move: evidence to send, a parcel to ship.
+WAITING_ON_BUYER = (TicketStatus.AWAITING_EVIDENCE, TicketStatus.RETURN_REQUIRED)
+# "SLA at risk": unanswered and the first-response promise runs out within this time (or has).
+SLA_RISK_WINDOW = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: str = ""
+    reason: str = ""
+    min_amount_cents: int | None = None
+    max_amount_cents: int | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+
+
+def queue_view_condition(view: str, *, user: User, now: datetime) -> Q:
+    open_ = Q(status__in=OPEN_STATUSES)
+    return {
+        "mine": open_ & Q(assigned_agent=user),
+        "unassigned": open_ & Q(assigned_agent__isnull=True),
+        "open": open_,
+        "waiting": Q(status__in=WAITING_ON_BUYER),
+        "sla": open_ & Q(first_responded_at__isnull=True, first_response_due_at__lte=now + SLA_RISK_WINDOW),
+        "escalated": Q(status=TicketStatus.ESCALATED),
+        "closed": Q(status__in=FINAL_STATUSES),
+    }[view]
+
+
+def queue_counts(*, user: User) -> dict[str, int]:
+    """How many tickets each view holds, in one query."""
+    now = timezone.now()
+    counts = RefundTicket.objects.aggregate(
+        **{view: Count("pk", filter=queue_view_condition(view, user=user, now=now)) for view in QUEUE_VIEWS}
     )
+    return {view: counts[view] or 0 for view in QUEUE_VIEWS}
+
+
+def console_queue(
+    *, view: str = "open", user: User | None = None, filters: QueueFilters | None = None
+) -> QuerySet[RefundTicket]:
+    """The tickets of one queue view, the most urgent first-response deadline on top."""
+    tickets = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation")
+    if user is not None:
+        tickets = tickets.filter(queue_view_condition(view, user=user, now=timezone.now()))
+    else:
+        tickets = tickets.filter(status__in=OPEN_STATUSES)
+    filters = filters or QueueFilters()
+    if filters.status:
+        tickets = tickets.filter(status=filters.status)
+    if filters.reason:
+        tickets = tickets.filter(reason=filters.reason)
+    if filters.min_amount_cents is not None:
+        tickets = tickets.filter(requested_amount_cents__gte=filters.min_amount_cents)
+    if filters.max_amount_cents is not None:
+        tickets = tickets.filter(requested_amount_cents__lte=filters.max_amount_cents)
+    if filters.created_from:
+        tickets = tickets.filter(created_at__date__gte=filters.created_from)
+    if filters.created_to:
+        tickets = tickets.filter(created_at__date__lte=filters.created_to)
+    # Unanswered tickets first, then by how soon the first-response promise runs out.
+    return tickets.order_by(F("first_responded_at").asc(nulls_first=True), "first_response_due_at", "id")
+
+
+def queue_row(*, ticket_id: int, user: User) -> RefundTicket | None:
+    """One ticket as a queue row for `user` (any state: the page decides whether its view shows it)."""
+    from messaging.selectors import with_unread
+
+    base = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation")
+    return with_unread(base, user=user).filter(pk=ticket_id).first()
 
 
 def timeline(*, ticket: RefundTicket, for_buyer: bool) -> QuerySet[TicketEvent]:

@@ -32,14 +32,59 @@
 
   socket.onOpen(function () { socket.send({ type: "queue.subscribe" }); });
 
+  var table = document.querySelector("[data-queue]");
+  var view = table.dataset.view;
+  var me = table.dataset.userId;
+  var FINAL = ["refunded", "rejected", "cancelled", "closed"];
+  var WAITING = ["awaiting_evidence", "return_required"];
+  var SLA_WINDOW_SECONDS = 30 * 60;
+
+  // The same rules as tickets.selectors.queue_view_condition, applied to a row the server rendered.
+  function belongs(row) {
+    var status = row.dataset.status, open = FINAL.indexOf(status) < 0;
+    switch (view) {
+      case "mine": return open && row.dataset.agentId === me;
+      case "unassigned": return open && !row.dataset.agentId;
+      case "waiting": return WAITING.indexOf(status) >= 0;
+      case "sla": return open && row.dataset.answered === "0" && Number(row.dataset.due) <= Date.now() / 1000 + SLA_WINDOW_SECONDS;
+      case "escalated": return status === "escalated";
+      case "closed": return !open;
+      default: return open;
+    }
+  }
+
   socket.on("ticket.updated", function (frame) {
     var existing = body.querySelector("[data-testid=queue-item][data-ticket-id='" + frame.ticket_id + "']");
     if (existing) existing.remove();
     if (frame.queue_row) {
       var row = rowFromHtml(frame.queue_row);
-      row.classList.add("flash-new");
-      insertSorted(row);
+      if (belongs(row)) {
+        row.classList.add("flash-new");
+        insertSorted(row);
+      }
     }
     refreshCounts();
+  });
+
+  // Keyboard: j/k move, Enter opens, / goes to the filters.
+  var current = -1;
+  function rows() { return body.querySelectorAll("[data-testid=queue-item]"); }
+  function select(index) {
+    var all = rows();
+    if (!all.length) return;
+    current = Math.max(0, Math.min(all.length - 1, index));
+    all.forEach(function (r, i) { r.classList.toggle("selected", i === current); });
+    all[current].scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (event) {
+    var tag = (event.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "j") { select(current + 1); event.preventDefault(); }
+    else if (event.key === "k") { select(current - 1); event.preventDefault(); }
+    else if (event.key === "Enter" && current >= 0) { rows()[current].querySelector("a").click(); }
+    else if (event.key === "/") {
+      var first = document.querySelector("[data-testid=queue-filters] select, [data-testid=queue-filters] input:not([type=hidden])");
+      if (first) { first.focus(); event.preventDefault(); }
+    }
   });
 })();

@@ -251,9 +251,64 @@ def test_agent_hands_a_ticket_over_with_a_note_and_puts_it_back_in_the_queue(ret
     assert return_ticket.assigned_agent == li
     # The note is internal: the buyer's page never shows it.
     assert "买家要英文服务" not in client_for(return_ticket.buyer).get(f"/refunds/{return_ticket.pk}/").content.decode()
-    response = console.post(f"/console/tickets/{return_ticket.pk}/transfer/", {"agent": "nobody"}, follow=True)
+    response = console.post(
+        f"/console/tickets/{return_ticket.pk}/transfer/", {"agent": "nobody"}, follow=True, HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert "Choose an agent" in response.content.decode()
     client_for(li).post(f"/console/tickets/{return_ticket.pk}/unassign/")
     return_ticket.refresh_from_db()
     assert return_ticket.assigned_agent is None
     assert client_for(return_ticket.buyer).post(f"/console/tickets/{return_ticket.pk}/unassign/").status_code == 403
+
+
+def test_queue_views_counts_and_filters(alice, django_assert_max_num_queries):
+    wei = factories.agent(username="wei")
+
+    def ticket(price: int, **changes):
+        made = factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(price, 1)]))
+        RefundTicket.objects.filter(pk=made.pk).update(**changes)
+        return made
+
+    mine = ticket(1000, assigned_agent=wei)
+    unassigned = ticket(2000)
+    waiting = ticket(3000, status="awaiting_evidence", assigned_agent=wei)
+    escalated = ticket(4000, status="escalated")
+    closed = ticket(5000, status="refunded")
+    client = client_for(wei)
+    client.get("/console/")
+
+    def shown(query: str) -> set[int]:
+        page = client.get(f"/console/?{query}").content.decode()
+        return {t.pk for t in (mine, unassigned, waiting, escalated, closed) if f'data-ticket-id="{t.pk}"' in page}
+
+    assert shown("view=mine") == {mine.pk, waiting.pk}
+    assert shown("view=unassigned") == {unassigned.pk, escalated.pk}
+    assert shown("view=open") == {mine.pk, unassigned.pk, waiting.pk, escalated.pk}
+    assert shown("view=waiting") == {waiting.pk}
+    assert shown("view=escalated") == {escalated.pk}
+    assert shown("view=closed") == {closed.pk}
+    assert shown("view=open&min_amount=15&max_amount=35") == {unassigned.pk, waiting.pk}
+    assert shown("view=open&status=escalated") == {escalated.pk}
+    assert shown("view=nonsense") == shown("view=open")
+    # A bad filter value is reported and ignored, never a server error.
+    response = client.get("/console/?view=open&min_amount=abc&created_from=yesterday")
+    assert response.status_code == 200
+    assert 'role="alert"' in response.content.decode()
+    assert selectors_counts(wei) == {
+        "mine": 2,
+        "unassigned": 2,
+        "open": 4,
+        "waiting": 1,
+        "sla": 0,  # promised within 2 hours: not yet at risk
+        "escalated": 1,
+        "closed": 1,
+    }
+    # Bounded queries whatever the view and page size.
+    with django_assert_max_num_queries(9):
+        client.get("/console/?view=open")
+
+
+def selectors_counts(user):
+    from tickets.selectors import queue_counts
+
+    return queue_counts(user=user)
