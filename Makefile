@@ -55,5 +55,12 @@ test: lint typecheck pytest
 screenshots: $(VENV)/.dev-installed compilemessages
 	$(PY) -m pytest tests/e2e --screenshots
 
+# Load benchmark on a real stack (Daphne, Redis layer, PostgreSQL, Celery worker and beat); docs/benchmarks.md.
+# Needs DATABASE_URL (PostgreSQL) and REDIS_URL; uses its own database refundchat_bench and its own redis-server.
+# `make bench BENCH_ARGS=--quick` is a smoke run; `BENCH_ARGS="--json var/bench.json"` also writes the figures.
+bench: $(VENV)/.dev-installed compilemessages
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make bench needs DATABASE_URL (PostgreSQL) and REDIS_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat REDIS_URL=redis://127.0.0.1:6379/0 make bench"; exit 2; }
+	$(PY) -m tests.load.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
