@@ -101,7 +101,15 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES: dict[str, dict[str, Any]] = {
-        "default": dict(dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True))
+        # Persistent connections: Daphne runs every database call of a process on one thread, and opening a
+        # PostgreSQL connection per call cost more than the queries themselves (docs/benchmarks.md).
+        "default": dict(
+            dj_database_url.parse(
+                DATABASE_URL,
+                conn_max_age=int(os.environ.get("REFUNDCHAT_DB_CONN_MAX_AGE", "600")),
+                conn_health_checks=True,
+            )
+        )
     }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
