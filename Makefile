@@ -23,6 +23,7 @@ $(VENV)/.dev-installed: requirements.txt pyproject.toml | $(VENV)/bin/python
 
 check-tools:
 	@command -v msgfmt >/dev/null || { echo "msgfmt is missing: install gettext (apt-get install gettext)"; exit 1; }
+	@command -v ffmpeg >/dev/null || { echo "ffmpeg is missing: evidence videos and voice notes need it (apt-get install ffmpeg)"; exit 1; }
 
 compilemessages: check-tools
 	$(PY) manage.py compilemessages --ignore '.venv' -v0
