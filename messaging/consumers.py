@@ -108,6 +108,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if time.monotonic() - self.last_heartbeat >= presence.HEARTBEAT_EVERY_SECONDS:
             self.last_heartbeat = time.monotonic()
             await database_sync_to_async(presence.do_heartbeat)(user=self.user, channel_name=self.channel_name)
+        if self.sent_seq:
+            # The layer may have dropped a conversation's newest frame, and no later frame will show
+            # the gap: the browser's regular ping is when this socket checks and catches up.
+            newest = await database_sync_to_async(selectors.last_seqs)(conversation_ids=list(self.sent_seq))
+            for conversation_id, last_seq in newest.items():
+                if last_seq > self.sent_seq.get(conversation_id, last_seq):
+                    await self._catch_up(conversation_id)
         await self._send_frame({"type": "pong"})
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:

@@ -36,6 +36,10 @@ def visible_conversation(*, user: User | AnonymousUser, conversation_id: int) ->
     return conversation
 
 
+def last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:
+    return dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "last_seq"))
+
+
 def messages_after(*, conversation_id: int, after_seq: int, limit: int = CATCH_UP_BATCH) -> QuerySet[Message]:
     return (
         Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)

@@ -8,8 +8,9 @@ arriving at once can never both push an agent past their capacity.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
@@ -90,8 +91,14 @@ def assign_waiting() -> int:
 
 def release_tickets_of(*, agent_id: int) -> int:
     """An agent went offline: tickets they have not answered yet go back to the queue and on to others."""
-    if Presence.objects.filter(user_id=agent_id, status=PresenceStatus.OFFLINE).count() == 0:
-        return 0  # back online within the grace period
+    # Checked here, not only by the task's countdown: a task run early (eager, a retry) must not
+    # take tickets from an agent who is only reloading a page.
+    gone_since = timezone.now() - timedelta(seconds=settings.REFUNDCHAT_AGENT_OFFLINE_GRACE_SECONDS)
+    gone = Presence.objects.filter(user_id=agent_id, status=PresenceStatus.OFFLINE).filter(
+        Q(last_seen_at__isnull=True) | Q(last_seen_at__lte=gone_since)
+    )
+    if not gone.exists():
+        return 0  # back online, or not yet gone for the grace period
     released = []
     waiting = RefundTicket.objects.filter(
         assigned_agent_id=agent_id, status__in=OPEN_STATUSES, first_responded_at__isnull=True

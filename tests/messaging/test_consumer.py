@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from messaging import realtime
+from messaging import services as messaging_services
 from messaging.models import Message
 from refundchat.asgi import application
 from tests import factories
@@ -172,7 +175,6 @@ def test_resend_with_same_client_id_is_stored_once(ticket):
 
 def test_resume_sends_only_missed_messages_in_order(ticket):
     conversation_id = ticket.conversation.pk
-    from messaging import services as messaging_services
 
     for n in range(3):
         messaging_services.post_message(
@@ -320,8 +322,6 @@ def test_console_queue_receives_new_ticket_rows():
         await connect(ws)
         await ws.send_json_to({"type": "queue.subscribe"})
         await receive_until(ws, "queue.subscribed")
-        from channels.db import database_sync_to_async
-
         ticket = await database_sync_to_async(factories.open_ticket)(order=order)
         update = await receive_until(ws, "ticket.updated")
         assert update["ticket_id"] == ticket.pk
@@ -485,3 +485,27 @@ def test_too_fast_sender_gets_rate_limited_error_with_retry_after(claimed, setti
 
     async_to_sync(scenario)()
     assert not Message.objects.filter(body="too fast").exists()
+
+
+def test_ping_delivers_a_newest_message_whose_broadcast_was_lost(claimed, monkeypatch):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    ws = communicator(agent)
+
+    async def scenario() -> None:
+        await connect(ws)
+        await subscribe(ws, conversation_id)
+        # The layer drops the broadcast of the buyer's message, and nobody writes after it.
+        with monkeypatch.context() as patch:
+            patch.setattr(realtime, "_send_to_group", lambda group, frame: None)
+            lost = await database_sync_to_async(messaging_services.post_message)(
+                conversation_id=conversation_id, sender=ticket.buyer, body="最后一条", client_id=uuid.uuid4()
+            )
+        assert [f for f in await frames_within(ws, 0.3) if f["type"] == "message"] == []
+        await ws.send_json_to({"type": "ping"})
+        arrived = await receive_until(ws, "message")
+        assert (arrived["message"]["seq"], arrived["message"]["body"]) == (lost.message.seq, "最后一条")
+        assert (await receive_until(ws, "pong")) == {"type": "pong"}
+        await ws.disconnect()
+
+    async_to_sync(scenario)()

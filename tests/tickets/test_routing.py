@@ -117,3 +117,16 @@ def test_tickets_arriving_at_once_never_push_an_agent_past_capacity():
     assert [r for r in results if isinstance(r, Exception)] == []
     assert sum(r == wei for r in results) == 2
     assert RefundTicket.objects.filter(assigned_agent=wei).count() == 2
+
+
+@pytest.mark.django_db
+def test_agent_gone_for_less_than_the_grace_period_keeps_the_tickets():
+    from django.utils import timezone
+
+    wei = online(factories.agent(username="wei"))
+    ticket = unassigned_ticket()
+    routing.auto_assign(ticket_id=ticket.pk)
+    Presence.objects.filter(user=wei).update(status=PresenceStatus.OFFLINE, last_seen_at=timezone.now())
+    assert routing.release_tickets_of(agent_id=wei.pk) == 0  # a page reload, not a departure
+    ticket.refresh_from_db()
+    assert ticket.assigned_agent == wei
