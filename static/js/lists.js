@@ -80,11 +80,17 @@
     if (ticketSections.length) refetch(ticketSections);
   });
 
-  // Sections about one ticket (its state, tracker and actions) follow its changes.
+  // Sections about one ticket (its state, tracker and actions) follow its changes; sections about
+  // all tickets (the queue's view counts) follow any change, at most every 2 s.
+  var countsTimer = null;
   socket.on("ticket.updated", function (frame) {
     var matching = Array.prototype.filter.call(containers, function (c) {
       return c.dataset.refreshOnTicket === String(frame.ticket_id);
     });
     if (matching.length) refetch(matching);
+    var counts = Array.prototype.filter.call(containers, function (c) { return "refreshOnAnyTicket" in c.dataset; });
+    if (counts.length && countsTimer === null) {
+      countsTimer = window.setTimeout(function () { countsTimer = null; load(counts); }, 2000);
+    }
   });
 })();

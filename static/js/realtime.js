@@ -72,7 +72,14 @@
 
   // The network is gone: a socket may hang without noticing, so close it and show it.
   RealtimeSocket.prototype.dropNow = function () {
-    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+    var ws = this.ws;
+    if (!ws || ws.readyState > WebSocket.OPEN) return;
+    // Without a network the closing handshake may take long: treat the socket as gone now.
+    this.ws = null;
+    this.helloed = false;
+    this.setConnected(false);
+    this.scheduleReconnect();
+    ws.close();
   };
 
   // Keeps proxies from closing an idle socket, and tells the server this socket lives.

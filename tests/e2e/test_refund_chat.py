@@ -50,6 +50,8 @@ def test_buyer_requests_refund_and_chats_live_with_agent(live_stack, browser, sc
     # The agent's queue shows the new ticket without a reload.
     row = agent_page.locator(f"[data-testid=queue-item][data-ticket-id='{ticket.pk}']")
     expect(row).to_be_visible()
+    # The view counts follow too.
+    expect(agent_page.get_by_test_id("view-open").locator(".count")).to_have_text("1")
     expect(row).to_contain_text(order.order_no)
     screenshot(agent_page, "agent-queue")
     # The only agent online, with room: the ticket was routed to them, no claiming needed.
