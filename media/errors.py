@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from refundchat.errors import Refused
 
-class UploadError(Exception):
+
+class UploadError(Refused):
     """A refused request. Nothing it was about is left half-written.
 
     `status` is what the tus client sees (4xx, or tus' own 460), `code` is stable and machine-readable,
@@ -11,10 +13,8 @@ class UploadError(Exception):
     """
 
     def __init__(self, status: int, code: str, message: str, *, offset: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(code, message)
         self.status = status
-        self.code = code
-        self.message = message
         # The upload's offset after the refusal, when the upload still exists (tus clients resume from it).
         self.offset = offset
 

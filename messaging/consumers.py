@@ -23,6 +23,7 @@ from django.utils.translation import trans_real
 
 from messaging import presence, realtime, selectors, services
 from messaging.models import Conversation
+from refundchat.errors import Refused
 from tickets.models import TicketStatus
 from tickets.roles import can_use_console
 from tickets.selectors import queue_row
@@ -36,11 +37,8 @@ TYPING_THROTTLE_SECONDS = 2.0
 TYPING_EXPIRES_SECONDS = 6
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class FrameError(Refused):
+    """A frame this protocol version cannot take."""
 
 
 def language_from_scope(scope: dict[str, Any]) -> str:
@@ -97,10 +95,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 if handler is None:
                     raise FrameError("unknown_type", _("Unknown frame type."))
                 await handler(self, frame)
-            except (FrameError, presence.PresenceRejected) as error:
-                await self._send_error(error.code, error.message, ref=_ref_of(text_data))
-            except services.MessageRejected as error:
-                await self._send_error(error.code, error.message, ref=_ref_of(text_data), retry_after=error.retry_after)
+            except Refused as error:
+                retry_after = getattr(error, "retry_after", None)
+                await self._send_error(error.code, error.message, ref=_ref_of(text_data), retry_after=retry_after)
 
     # --- client frames ---------------------------------------------------------
 

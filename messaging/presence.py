@@ -7,9 +7,7 @@ open conversations the person takes part in (and, for staff, to the consoles).
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -21,21 +19,18 @@ from django.utils.translation import gettext as _
 
 from messaging import realtime
 from messaging.models import Conversation, Presence, PresenceStatus, SocketSession
+from refundchat.celery import queue_after_commit
+from refundchat.errors import Refused
 from tickets.models import OPEN_STATUSES
 from tickets.roles import can_handle_tickets, can_use_console
-
-logger = logging.getLogger(__name__)
 
 # A live socket refreshes its row at most this often (the browser pings every 30 s).
 HEARTBEAT_EVERY_SECONDS = 60
 CHOOSABLE = (PresenceStatus.ONLINE, PresenceStatus.AWAY)
 
 
-class PresenceRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PresenceRejected(Refused):
+    pass
 
 
 def do_open_socket(*, user: User, channel_name: str) -> None:
@@ -143,19 +138,12 @@ def _announce(presence: Presence) -> None:
     if can_use_console(presence.user):
         realtime.publish(group=realtime.QUEUE_GROUP, frame=frame)
     if can_handle_tickets(presence.user):
-        transaction.on_commit(partial(_reroute, presence.user_id, presence.status))
-
-
-def _reroute(agent_id: int, status: str) -> None:
-    """An agent arrived (queued tickets may go to them) or left (theirs go back after a grace period)."""
-    from tickets.tasks import assign_waiting, release_agent_tickets
-
-    try:
-        if status == PresenceStatus.ONLINE:
-            assign_waiting.delay()
-        elif status == PresenceStatus.OFFLINE:
-            release_agent_tickets.apply_async(
-                args=(agent_id,), countdown=settings.REFUNDCHAT_AGENT_OFFLINE_GRACE_SECONDS
+        # An agent arrived (queued tickets may go to them) or left (theirs go back after a grace period).
+        if presence.status == PresenceStatus.ONLINE:
+            queue_after_commit("tickets.tasks.assign_waiting")
+        elif presence.status == PresenceStatus.OFFLINE:
+            queue_after_commit(
+                "tickets.tasks.release_agent_tickets",
+                presence.user_id,
+                countdown=settings.REFUNDCHAT_AGENT_OFFLINE_GRACE_SECONDS,
             )
-    except Exception:
-        logger.warning("rerouting after %s went %s not queued", agent_id, status, exc_info=True)

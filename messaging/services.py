@@ -18,16 +18,15 @@ from django.utils.translation import gettext as _
 from messaging import ratelimit, realtime
 from messaging.models import MESSAGE_MAX_LENGTH, Conversation, Message, MessageKind, Participant, ParticipantRole
 from messaging.selectors import can_send, serialize_message
+from refundchat.errors import Refused
 from tickets.models import RefundTicket
 
 
-class MessageRejected(Exception):
-    """A message that is not stored; `code` is machine-readable, the text is for the user."""
+class MessageRejected(Refused):
+    """A message that is not stored."""
 
     def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         # Seconds after which the same request may succeed (rate limits).
         self.retry_after = retry_after
 

@@ -19,7 +19,6 @@ import time
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
 
+from refundchat.celery import queue_after_commit, queue_task
 from tickets.models import OutboxKind, OutboxMessage, OutboxStatus, RefundTicket, TicketEvent
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 # The normal path delivers at once; the beat task only picks up what is still pending after this.
 FIRST_REDISPATCH_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10
+DELIVER_TASK = "tickets.tasks.deliver_outbox_message"
 WEBHOOK_TIMEOUT_SECONDS = 5
 
 
@@ -60,19 +61,9 @@ def enqueue(
         **extra,
     )
     if not_before is None:
-        transaction.on_commit(partial(_dispatch, message.pk))
+        # If the broker is down, the message waits here and dispatch_due sends it later.
+        queue_after_commit(DELIVER_TASK, message.pk)
     return message
-
-
-def _dispatch(message_id: int) -> None:
-    from tickets.tasks import deliver_outbox_message
-
-    try:
-        deliver_outbox_message.delay(message_id)
-    except Exception:
-        # A broker that is down must not turn a committed change into an error page:
-        # the message waits in the outbox and dispatch_due sends it later.
-        logger.warning("outbox message %s not queued, the beat task will retry", message_id, exc_info=True)
 
 
 def dispatch_due(*, now: datetime | None = None) -> int:
@@ -82,7 +73,7 @@ def dispatch_due(*, now: datetime | None = None) -> int:
         OutboxMessage.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now).values_list("pk", flat=True)
     )
     for message_id in due:
-        _dispatch(message_id)
+        queue_task(DELIVER_TASK, message_id)
     return len(due)
 
 
@@ -93,7 +84,7 @@ def retry_now(*, message_ids: list[int]) -> int:
         ids = list(updated.values_list("pk", flat=True))
         updated.update(status=OutboxStatus.PENDING, next_attempt_at=timezone.now() + FIRST_REDISPATCH_AFTER)
         for message_id in ids:
-            transaction.on_commit(partial(_dispatch, message_id))
+            queue_after_commit(DELIVER_TASK, message_id)
     return len(ids)
 
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from refundchat.errors import Refused
 from tickets import outbox
 from tickets.formatting import format_cny
 from tickets.models import (
@@ -39,11 +40,8 @@ from tickets.models import (
 MAX_ATTEMPTS = 5
 
 
-class PayoutError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PayoutError(Refused):
+    pass
 
 
 class PayoutProvider(Protocol):

@@ -7,10 +7,8 @@ Celery tasks) with `transaction.on_commit`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -20,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from messaging import realtime
 from messaging.models import Conversation
+from refundchat.celery import queue_after_commit
 from tickets import notifications, selectors
 from tickets.models import (
     Order,
@@ -31,8 +30,6 @@ from tickets.models import (
     TicketEventKind,
 )
 from tickets.roles import can_handle_tickets
-
-logger = logging.getLogger(__name__)
 
 
 class TicketError(Exception):
@@ -125,18 +122,9 @@ def create_refund_ticket(
         messaging_services.open_conversation(ticket=ticket)
         publish_ticket_changed(ticket=ticket)
         notifications.notify_ticket_created(ticket=ticket)
-        transaction.on_commit(partial(_queue_triage, ticket.pk))
+        # Not queued (broker down): the beat task assign_waiting routes it a minute later.
+        queue_after_commit("tickets.tasks.triage_new_ticket", ticket.pk)
     return ticket
-
-
-def _queue_triage(ticket_id: int) -> None:
-    from tickets.tasks import triage_new_ticket
-
-    try:
-        triage_new_ticket.delay(ticket_id)
-    except Exception:
-        # The beat task assign_waiting routes what is still unassigned a minute later.
-        logger.warning("triage of ticket %s not queued", ticket_id, exc_info=True)
 
 
 def claim_ticket(*, ticket_id: int, agent: User) -> RefundTicket:

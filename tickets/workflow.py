@@ -21,6 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from refundchat.errors import Refused
 from tickets.models import (
     FINAL_STATUSES,
     Order,
@@ -246,13 +247,8 @@ COMMITTED_STATUSES = frozenset(
 )
 
 
-class TransitionRefused(Exception):
-    """A transition that was not performed; `code` is machine-readable, the text is for the user."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class TransitionRefused(Refused):
+    """A transition that was not performed."""
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_broker_down_at_commit_delays_notifications_but_loses_none(
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks.deliver_outbox_message, "delay", broker_down)
+        patch.setattr(tasks.deliver_outbox_message, "apply_async", broker_down)
         with django_capture_on_commit_callbacks(execute=True):
             approve(ticket)  # the state change commits even though nothing can be queued
 
