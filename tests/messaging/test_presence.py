@@ -10,19 +10,8 @@ from django.utils import timezone
 from messaging import presence, realtime
 from messaging.models import Presence, SocketSession
 from messaging.presence import PresenceRejected
-from tests import factories
-from tickets import services as ticket_services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def agent_on_ticket():
-    alice = factories.buyer(username="alice")
-    ticket = factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(7900, 1)]))
-    agent = factories.agent(username="agent")
-    ticket_services.claim_ticket(ticket_id=ticket.pk, agent=agent)
-    return ticket, agent
 
 
 def announcements(published, user_id):
@@ -35,9 +24,9 @@ def announcements(published, user_id):
 
 
 def test_first_socket_announces_online_to_conversations_own_sockets_and_consoles(
-    agent_on_ticket, django_capture_on_commit_callbacks, published
+    claimed_ticket, django_capture_on_commit_callbacks, published
 ):
-    ticket, agent = agent_on_ticket
+    ticket, agent = claimed_ticket
     with django_capture_on_commit_callbacks(execute=True):
         presence.do_open_socket(user=agent, channel_name="c1")
         presence.do_open_socket(user=agent, channel_name="c2")  # a second tab: no news
@@ -49,8 +38,8 @@ def test_first_socket_announces_online_to_conversations_own_sockets_and_consoles
     ]
 
 
-def test_buyer_presence_is_not_sent_to_the_consoles(agent_on_ticket, django_capture_on_commit_callbacks, published):
-    ticket, _agent = agent_on_ticket
+def test_buyer_presence_is_not_sent_to_the_consoles(claimed_ticket, django_capture_on_commit_callbacks, published):
+    ticket, _agent = claimed_ticket
     with django_capture_on_commit_callbacks(execute=True):
         presence.do_open_socket(user=ticket.buyer, channel_name="b1")
     assert announcements(published, ticket.buyer.pk) == [
@@ -59,8 +48,8 @@ def test_buyer_presence_is_not_sent_to_the_consoles(agent_on_ticket, django_capt
     ]
 
 
-def test_offline_only_when_the_last_socket_closes(agent_on_ticket, django_capture_on_commit_callbacks, published):
-    _ticket, agent = agent_on_ticket
+def test_offline_only_when_the_last_socket_closes(claimed_ticket, django_capture_on_commit_callbacks, published):
+    _ticket, agent = claimed_ticket
     presence.do_open_socket(user=agent, channel_name="c1")
     presence.do_open_socket(user=agent, channel_name="c2")
     with django_capture_on_commit_callbacks(execute=True):
@@ -77,8 +66,8 @@ def test_offline_only_when_the_last_socket_closes(agent_on_ticket, django_captur
     assert offline["last_seen_at"] == record.last_seen_at.isoformat()
 
 
-def test_agent_chooses_away_and_stays_away_across_reconnects(agent_on_ticket):
-    _ticket, agent = agent_on_ticket
+def test_agent_chooses_away_and_stays_away_across_reconnects(claimed_ticket):
+    _ticket, agent = claimed_ticket
     presence.do_open_socket(user=agent, channel_name="c1")
     presence.do_set_chosen_status(user=agent, status="away")
     assert Presence.objects.get(user=agent).status == "away"
@@ -89,16 +78,16 @@ def test_agent_chooses_away_and_stays_away_across_reconnects(agent_on_ticket):
 
 
 @pytest.mark.parametrize("status", ["offline", "busy", None, 3])
-def test_only_online_or_away_can_be_chosen(agent_on_ticket, status):
-    _ticket, agent = agent_on_ticket
+def test_only_online_or_away_can_be_chosen(claimed_ticket, status):
+    _ticket, agent = claimed_ticket
     with pytest.raises(PresenceRejected) as refused:
         presence.do_set_chosen_status(user=agent, status=status)
     assert refused.value.code == "bad_status"
     assert not Presence.objects.filter(user=agent).exclude(chosen_status="online").exists()
 
 
-def test_sweep_forgets_sockets_of_a_dead_process(agent_on_ticket, django_capture_on_commit_callbacks, published):
-    _ticket, agent = agent_on_ticket
+def test_sweep_forgets_sockets_of_a_dead_process(claimed_ticket, django_capture_on_commit_callbacks, published):
+    _ticket, agent = claimed_ticket
     presence.do_open_socket(user=agent, channel_name="dead")
     long_ago = timezone.now() - timedelta(minutes=10)
     SocketSession.objects.filter(channel_name="dead").update(seen_at=long_ago)
@@ -109,8 +98,8 @@ def test_sweep_forgets_sockets_of_a_dead_process(agent_on_ticket, django_capture
     assert {status for _group, status in announcements(published, agent.pk)} == {"offline"}
 
 
-def test_heartbeat_of_a_swept_socket_brings_it_back(agent_on_ticket):
-    _ticket, agent = agent_on_ticket
+def test_heartbeat_of_a_swept_socket_brings_it_back(claimed_ticket):
+    _ticket, agent = claimed_ticket
     presence.do_open_socket(user=agent, channel_name="c1")
     SocketSession.objects.all().delete()
     presence.do_heartbeat(user=agent, channel_name="c1")
@@ -118,8 +107,8 @@ def test_heartbeat_of_a_swept_socket_brings_it_back(agent_on_ticket):
     assert Presence.objects.get(user=agent).status == "online"
 
 
-def test_presence_frames_for_someone_never_seen_say_offline(agent_on_ticket):
-    ticket, agent = agent_on_ticket
+def test_presence_frames_for_someone_never_seen_say_offline(claimed_ticket):
+    ticket, agent = claimed_ticket
     presence.do_open_socket(user=agent, channel_name="c1")
     frames = presence.presence_frames(user_ids=[ticket.buyer.pk, agent.pk])
     assert [(f["user_id"], f["status"]) for f in frames] == [(ticket.buyer.pk, "offline"), (agent.pk, "online")]

@@ -12,18 +12,8 @@ from messaging.models import Message, Participant
 from messaging.selectors import serialize_message
 from messaging.services import MessageRejected
 from tests import factories
-from tickets import services as ticket_services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def claimed_ticket():
-    alice = factories.buyer(username="alice")
-    ticket = factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(7900, 1)]))
-    agent = factories.agent(username="agent")
-    ticket_services.claim_ticket(ticket_id=ticket.pk, agent=agent)
-    return ticket, agent
 
 
 def send(ticket, sender, body="hello", client_id=None):
