@@ -88,7 +88,8 @@ def post_message(*, conversation_id: int, sender: User, body: object, client_id:
         Participant.objects.filter(conversation=conversation, user=sender).update(
             delivered_seq=message.seq, read_seq=message.seq
         )
-        if sender.pk != conversation.ticket.buyer_id:
+        # Only the first staff reply stops the clock: later ones skip the ticket lock.
+        if sender.pk != conversation.ticket.buyer_id and conversation.ticket.first_responded_at is None:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
     return PostedMessage(message=message, created=True)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundchat.settings")
 
@@ -29,6 +30,8 @@ def queue_task(task_name: str, *args: Any, countdown: float | None = None) -> No
     become an error page, and every caller has a beat task that later picks up what was not queued."""
     try:
         options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
-        app.tasks[task_name].apply_async(args=args, **options)
+        # Imported by its dotted path: outside a worker, app.tasks holds only the task modules
+        # something has imported already.
+        import_string(task_name).apply_async(args=args, **options)
     except Exception:
         logger.warning("task %s%r not queued; its beat task will pick the work up", task_name, args, exc_info=True)

@@ -78,12 +78,20 @@ def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot):
     expect(current).to_have_attribute("data-status", "return_in_transit")
 
     warehouse = staff_page(browser, live_stack, "warehouse", ticket)
+    warehouse.get_by_test_id("nav-returns").click()
+    expect(warehouse.get_by_test_id("return-row")).to_contain_text("SF1234567890123")
+    screenshot(warehouse, "warehouse-returns")
+    warehouse.get_by_test_id("return-row").get_by_role("link").click()
     take(warehouse, "receive_return", {"condition": "intact"})
     expect(current).to_have_attribute("data-status", "return_received")
 
     finance = staff_page(browser, live_stack, "finance", ticket)
     screenshot(finance, "finance-ticket-actions")
     take(finance, "request_payout")
+    finance.get_by_test_id("nav-payouts").click()
+    expect(finance.get_by_test_id("payout-list")).to_be_visible()
+    screenshot(finance, "finance-payouts")
+    finance.go_back()
     # The gateway reports the payout done by itself; the buyer's tracker reaches the end.
     expect(buyer.locator("[data-status=refunded].step-done")).to_be_visible(timeout=15000)
     expect(finance.get_by_test_id("payout-status")).to_have_text("已到账")
