@@ -77,7 +77,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.typing_sent_at: dict[int, float] = {}
         self.groups_joined: set[str] = set()
         await self._join(realtime.user_group(self.user.pk))
-        await database_sync_to_async(presence.do_open_socket)(user=self.user, channel_name=self.channel_name)
+        await realtime.call_service(presence.do_open_socket, user=self.user, channel_name=self.channel_name)
         self.last_heartbeat = time.monotonic()
         await self._send_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user_id": self.user.pk})
 
@@ -85,6 +85,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "user"):
+            # Not through realtime.call_service: a closing consumer must not leave a send behind it.
             await database_sync_to_async(presence.do_close_socket)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -104,7 +105,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: dict[str, Any]) -> None:
         if time.monotonic() - self.last_heartbeat >= presence.HEARTBEAT_EVERY_SECONDS:
             self.last_heartbeat = time.monotonic()
-            await database_sync_to_async(presence.do_heartbeat)(user=self.user, channel_name=self.channel_name)
+            await realtime.call_service(presence.do_heartbeat, user=self.user, channel_name=self.channel_name)
         if self.sent_seq:
             # The layer may have dropped a conversation's newest frame, and no later frame will show
             # the gap: the browser's regular ping is when this socket checks and catches up.
@@ -153,8 +154,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             client_id = uuid.UUID(str(frame.get("client_id")))
         except ValueError:
             raise FrameError("bad_frame", _("A message needs a client_id (UUID).")) from None
-        posted = await database_sync_to_async(services.post_message)(
-            conversation_id=conversation_id, sender=self.user, body=frame.get("body"), client_id=client_id
+        posted = await realtime.call_service(
+            services.post_message,
+            conversation_id=conversation_id,
+            sender=self.user,
+            body=frame.get("body"),
+            client_id=client_id,
         )
         message = posted.message
         await self._send_frame(
@@ -173,7 +178,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         positions = {name: _int_field(frame, name, default=0) for name in ("delivered_seq", "read_seq")}
         if conversation_id not in self.sent_seq:
             raise FrameError("not_subscribed", _("Subscribe to the conversation first."))
-        await database_sync_to_async(services.mark_seen)(conversation_id=conversation_id, user=self.user, **positions)
+        await realtime.call_service(services.mark_seen, conversation_id=conversation_id, user=self.user, **positions)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
@@ -197,7 +202,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_presence_set(self, frame: dict[str, Any]) -> None:
         if not self.is_console_user:
             raise FrameError("not_allowed", _("Only staff set a presence status."))
-        await database_sync_to_async(presence.do_set_chosen_status)(user=self.user, status=frame.get("status"))
+        await realtime.call_service(presence.do_set_chosen_status, user=self.user, status=frame.get("status"))
 
     async def on_queue_subscribe(self, frame: dict[str, Any]) -> None:
         if not self.is_console_user:

@@ -36,13 +36,20 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return tostring(wait)
 """
 
+# KEYS[1] = bucket; ARGV = capacity. Puts one token back (never above capacity); a missing bucket is full anyway.
+_GIVE_BACK_SCRIPT = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens then redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tonumber(ARGV[1]), tokens + 1))) end
+return 0
+"""
+
 
 @cache
-def _redis_script() -> Script | None:
+def _redis_scripts() -> tuple[Script, Script] | None:
     if not settings.REDIS_URL:
         return None
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return client.register_script(_TAKE_SCRIPT)
+    return client.register_script(_TAKE_SCRIPT), client.register_script(_GIVE_BACK_SCRIPT)
 
 
 class _LocalBuckets:
@@ -63,21 +70,44 @@ class _LocalBuckets:
             self._state[key] = (tokens, now)
             return wait
 
+    def give_back(self, key: str, capacity: int) -> None:
+        with self._lock:
+            if key in self._state:
+                tokens, at = self._state[key]
+                self._state[key] = (min(capacity, tokens + 1), at)
+
 
 _local_buckets = _LocalBuckets()
 
 
 def take_token(*, bucket: str, capacity: int, rate: float) -> float:
     """Take one token from `bucket`; return 0 when allowed, else the seconds until one is free."""
-    key = f"{settings.REFUNDCHAT_RATE_LIMIT_PREFIX}:{bucket}"
-    script = _redis_script()
-    if script is None:
+    key = _key(bucket)
+    scripts = _redis_scripts()
+    if scripts is None:
         return _local_buckets.take(key, capacity, rate)
     try:
-        return float(script(keys=[key], args=[capacity, rate]))
+        return float(scripts[0](keys=[key], args=[capacity, rate]))
     except redis.RedisError:
         logger.warning("rate limit not applied: Redis unavailable", exc_info=True)
         return 0.0
+
+
+def give_back_token(*, bucket: str, capacity: int) -> None:
+    """Return a token taken for something that turned out to cost nothing (a resend)."""
+    key = _key(bucket)
+    scripts = _redis_scripts()
+    if scripts is None:
+        _local_buckets.give_back(key, capacity)
+        return
+    try:
+        scripts[1](keys=[key], args=[capacity])
+    except redis.RedisError:
+        logger.warning("rate limit token not given back: Redis unavailable", exc_info=True)
+
+
+def _key(bucket: str) -> str:
+    return f"{settings.REFUNDCHAT_RATE_LIMIT_PREFIX}:{bucket}"
 
 
 def send_wait(*, user_id: int) -> float:
@@ -85,3 +115,7 @@ def send_wait(*, user_id: int) -> float:
     return take_token(
         bucket=f"send:{user_id}", capacity=settings.REFUNDCHAT_SEND_BURST, rate=settings.REFUNDCHAT_SEND_RATE
     )
+
+
+def give_back_send(*, user_id: int) -> None:
+    give_back_token(bucket=f"send:{user_id}", capacity=settings.REFUNDCHAT_SEND_BURST)

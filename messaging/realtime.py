@@ -8,11 +8,15 @@ it drops from the database (see docs/protocol.md).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -24,6 +28,15 @@ QUEUE_GROUP = "queue"
 RELAY_EVENT_TYPE = "relay.frame"
 
 Frame = dict[str, Any]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Set while a WebSocket consumer runs a service (`call_service`): committed frames are
+# collected here and sent by the consumer's coroutine, instead of blocking the process'
+# one database thread on a hop to the event loop for every group_send.
+_collected: contextvars.ContextVar[list[tuple[str, Frame]] | None] = contextvars.ContextVar(
+    "realtime_collected", default=None
+)
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -50,7 +63,40 @@ async def publish_ephemeral(*, group: str, frame: Frame) -> None:
         logger.exception("channel layer send to %s failed", group)
 
 
+async def call_service(service: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a service on the database thread, then send what it published once it committed.
+
+    The sends are shielded: a socket closing meanwhile must not keep a stored message from
+    the other party. Frames to one group keep their order; different groups go in parallel.
+    """
+    frames: list[tuple[str, Frame]] = []
+    token = _collected.set(frames)
+    try:
+        result = await database_sync_to_async(service)(*args, **kwargs)
+    finally:
+        _collected.reset(token)
+        if frames:
+            await asyncio.shield(_send_collected(frames))
+    return result
+
+
+async def _send_collected(frames: list[tuple[str, Frame]]) -> None:
+    by_group: dict[str, list[Frame]] = {}
+    for group, frame in frames:
+        by_group.setdefault(group, []).append(frame)
+    await asyncio.gather(*(_send_in_order(group, group_frames) for group, group_frames in by_group.items()))
+
+
+async def _send_in_order(group: str, frames: list[Frame]) -> None:
+    for frame in frames:
+        await publish_ephemeral(group=group, frame=frame)
+
+
 def _send_to_group(group: str, frame: Frame) -> None:
+    collected = _collected.get()
+    if collected is not None:
+        collected.append((group, frame))
+        return
     layer = get_channel_layer()
     if layer is None:
         return

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from messaging import ratelimit, realtime
@@ -63,24 +64,125 @@ def check_message_body(body: object) -> str:
 
 def post_message(*, conversation_id: int, sender: User, body: object, client_id: uuid.UUID) -> PostedMessage:
     """Store a participant's message once, whatever how often the client resends it."""
-    from tickets import services as ticket_services
-
     text = check_message_body(body)
-    with transaction.atomic():
-        # The row lock hands out gap-free sequence numbers and serialises resends.
-        conversation = (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("ticket")
-            .filter(pk=conversation_id)
-            .first()
-        )
-        if conversation is None or not can_send(user=sender, ticket=conversation.ticket):
-            raise MessageRejected("not_allowed", _("You cannot write in this conversation."))
-        existing = Message.objects.filter(conversation=conversation, sender=sender, client_id=client_id).first()
+    wait = ratelimit.send_wait(user_id=sender.pk)
+    if wait > 0:
+        # Resends of a stored message are free: answer them even when over the rate.
+        existing = _sent_before(conversation_id=conversation_id, sender=sender, client_id=client_id)
         if existing is not None:
             return PostedMessage(message=existing, created=False)
-        # Only new messages spend tokens: resending after a reconnect is free.
-        check_send_rate(user=sender)
+        raise rate_limited(wait)
+    store = _store_text_statement if connection.vendor == "postgresql" else _store_text_locked
+    try:
+        message = store(conversation_id=conversation_id, sender=sender, text=text, client_id=client_id)
+    except IntegrityError:
+        # A concurrent resend of the same client_id committed first: the unique constraint refused ours.
+        message = None
+    if message is not None:
+        return PostedMessage(message=message, created=True)
+    existing = _sent_before(conversation_id=conversation_id, sender=sender, client_id=client_id)
+    if existing is None:
+        raise MessageRejected("not_allowed", _("You cannot write in this conversation."))
+    # What a resend spent on the rate limit is given back.
+    ratelimit.give_back_send(user_id=sender.pk)
+    return PostedMessage(message=existing, created=False)
+
+
+def _sent_before(*, conversation_id: int, sender: User, client_id: uuid.UUID) -> Message | None:
+    return (
+        Message.objects.select_related("sender")
+        .filter(conversation_id=conversation_id, sender=sender, client_id=client_id)
+        .first()
+    )
+
+
+# One statement, one round trip: bump the conversation's last_seq under its row lock (UPDATE
+# takes it) if the sender may write there and has not sent this client_id before, insert the
+# message with that seq and move the sender's own read position. Returns no row when the
+# conversation does not exist, the sender may not write in it, or the client_id is a resend.
+# A concurrent resend that slips past NOT EXISTS hits the unique constraint (IntegrityError).
+_STORE_TEXT_SQL = """
+WITH bumped AS (
+    UPDATE {conversation} AS c
+       SET last_seq = c.last_seq + 1, last_message_at = %(now)s
+      FROM {ticket} AS t
+     WHERE c.id = %(conversation_id)s
+       AND t.id = c.ticket_id
+       AND %(sender_id)s IN (t.buyer_id, t.assigned_agent_id)
+       AND NOT EXISTS (
+           SELECT 1 FROM {message} AS m
+            WHERE m.conversation_id = c.id AND m.sender_id = %(sender_id)s AND m.client_id = %(client_id)s
+       )
+    RETURNING c.id, c.last_seq, c.ticket_id, t.buyer_id, t.first_responded_at
+), inserted AS (
+    INSERT INTO {message} (conversation_id, seq, kind, sender_id, body, client_id, created_at)
+    SELECT id, last_seq, %(kind)s, %(sender_id)s, %(body)s, %(client_id)s, %(now)s FROM bumped
+    RETURNING id, seq
+), sender_position AS (
+    UPDATE {participant} AS p
+       SET delivered_seq = inserted.seq, read_seq = inserted.seq
+      FROM inserted
+     WHERE p.conversation_id = %(conversation_id)s AND p.user_id = %(sender_id)s
+)
+SELECT inserted.id, inserted.seq, bumped.ticket_id, bumped.buyer_id, bumped.first_responded_at
+  FROM inserted, bumped
+"""
+
+
+def _store_text_statement(*, conversation_id: int, sender: User, text: str, client_id: uuid.UUID) -> Message | None:
+    """PostgreSQL: the message in one round trip (the chat's hot path; docs/benchmarks.md)."""
+    from tickets import services as ticket_services
+
+    now = timezone.now()
+    sql = _STORE_TEXT_SQL.format(
+        conversation=Conversation._meta.db_table,
+        ticket=RefundTicket._meta.db_table,
+        message=Message._meta.db_table,
+        participant=Participant._meta.db_table,
+    )
+    params: dict[str, Any] = {
+        "conversation_id": conversation_id,
+        "sender_id": sender.pk,
+        "client_id": client_id,
+        "kind": MessageKind.TEXT.value,
+        "body": text,
+        "now": now,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        message_id, seq, ticket_id, buyer_id, first_responded_at = row
+        message = Message(
+            pk=message_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            kind=MessageKind.TEXT,
+            sender=sender,
+            body=text,
+            client_id=client_id,
+            created_at=now,
+        )
+        message._state.adding = False
+        message._state.db = connection.alias
+        _announce(message=message, ticket_id=ticket_id, buyer_id=buyer_id)
+        # Only the first staff reply stops the clock: later ones skip the ticket lock.
+        if sender.pk != buyer_id and first_responded_at is None:
+            ticket_services.record_staff_reply(ticket_id=ticket_id, agent=sender)
+    return message
+
+
+def _store_text_locked(*, conversation_id: int, sender: User, text: str, client_id: uuid.UUID) -> Message | None:
+    """Any database (the embedded SQLite of `make run`): the same rules through the ORM."""
+    from tickets import services as ticket_services
+
+    with transaction.atomic():
+        conversation = _locked_conversation(conversation_id=conversation_id)
+        if conversation is None or not can_send(user=sender, ticket=conversation.ticket):
+            return None
+        if Message.objects.filter(conversation=conversation, sender=sender, client_id=client_id).exists():
+            return None
         message = _append(
             conversation=conversation, kind=MessageKind.TEXT, sender=sender, body=text, client_id=client_id
         )
@@ -88,20 +190,30 @@ def post_message(*, conversation_id: int, sender: User, body: object, client_id:
         Participant.objects.filter(conversation=conversation, user=sender).update(
             delivered_seq=message.seq, read_seq=message.seq
         )
-        # Only the first staff reply stops the clock: later ones skip the ticket lock.
         if sender.pk != conversation.ticket.buyer_id and conversation.ticket.first_responded_at is None:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
-    return PostedMessage(message=message, created=True)
+    return message
+
+
+def _locked_conversation(*, conversation_id: int) -> Conversation | None:
+    # The row lock hands out gap-free sequence numbers and serialises resends.
+    return (
+        Conversation.objects.select_for_update(of=("self",)).select_related("ticket").filter(pk=conversation_id).first()
+    )
 
 
 def check_send_rate(*, user: User) -> None:
     wait = ratelimit.send_wait(user_id=user.pk)
     if wait > 0:
-        raise MessageRejected(
-            "rate_limited",
-            _("You are sending messages too fast. Try again in %(seconds)d s.") % {"seconds": math.ceil(wait)},
-            retry_after=round(wait, 2),
-        )
+        raise rate_limited(wait)
+
+
+def rate_limited(wait: float) -> MessageRejected:
+    return MessageRejected(
+        "rate_limited",
+        _("You are sending messages too fast. Try again in %(seconds)d s.") % {"seconds": math.ceil(wait)},
+        retry_after=round(wait, 2),
+    )
 
 
 def mark_seen(
@@ -147,9 +259,9 @@ def receipt_frame(participant: Participant) -> dict[str, Any]:
 def post_system_message(*, conversation_id: int, body: str, key: uuid.UUID) -> PostedMessage:
     """Post a message from the system once per `key`, so that a retried task does not repeat it."""
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update(of=("self",)).select_related("ticket").get(pk=conversation_id)
-        )
+        conversation = _locked_conversation(conversation_id=conversation_id)
+        if conversation is None:
+            raise Conversation.DoesNotExist(f"conversation {conversation_id}")
         # Under the row lock, so a concurrent retry cannot insert the same key.
         existing = Message.objects.filter(conversation=conversation, sender=None, client_id=key).first()
         if existing is not None:
@@ -178,20 +290,25 @@ def _append(
     )
     conversation.last_message_at = message.created_at
     conversation.save(update_fields=["last_seq", "last_message_at"])
+    _announce(message=message, ticket_id=conversation.ticket_id, buyer_id=conversation.ticket.buyer_id)
+    return message
+
+
+def _announce(*, message: Message, ticket_id: int, buyer_id: int) -> None:
+    """The new message to its conversation, and its activity to the lists, after commit."""
     realtime.publish(
-        group=realtime.conversation_group(conversation.pk),
+        group=realtime.conversation_group(message.conversation_id),
         frame={"type": "message", "message": serialize_message(message)},
     )
     # Lists (the consoles' queue, the buyer's tickets) move the row and count it unread,
     # without a database read per watching socket.
     activity = {
         "type": "ticket.activity",
-        "ticket_id": conversation.ticket_id,
-        "conversation": conversation.pk,
+        "ticket_id": ticket_id,
+        "conversation": message.conversation_id,
         "seq": message.seq,
         "sender_id": message.sender_id,
         "last_message_at": message.created_at.isoformat(),
     }
     realtime.publish(group=realtime.QUEUE_GROUP, frame=activity)
-    realtime.publish(group=realtime.user_group(conversation.ticket.buyer_id), frame=activity)
-    return message
+    realtime.publish(group=realtime.user_group(buyer_id), frame=activity)

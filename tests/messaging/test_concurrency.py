@@ -19,6 +19,7 @@ from tickets.services import RequestedItem, TicketError
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.mark.usefixtures("store_path")
 def test_twenty_concurrent_senders_get_gap_free_sequence_numbers():
     order = factories.order_with_items(buyer=factories.buyer(), items=[(7900, 1)])
     ticket = factories.open_ticket(order=order)
@@ -42,6 +43,7 @@ def test_twenty_concurrent_senders_get_gap_free_sequence_numbers():
     assert stored == list(range(1, 22))
 
 
+@pytest.mark.usefixtures("store_path")
 def test_concurrent_resends_of_one_message_store_it_once():
     order = factories.order_with_items(buyer=factories.buyer(), items=[(7900, 1)])
     ticket = factories.open_ticket(order=order)

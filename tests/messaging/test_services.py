@@ -12,6 +12,7 @@ from messaging.models import Message, Participant
 from messaging.selectors import serialize_message
 from messaging.services import MessageRejected
 from tests import factories
+from tickets.models import TicketEventKind
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +23,7 @@ def send(ticket, sender, body="hello", client_id=None):
     )
 
 
+@pytest.mark.usefixtures("store_path")
 def test_post_message_publishes_message_and_list_activity(
     claimed_ticket, django_capture_on_commit_callbacks, published
 ):
@@ -46,6 +48,7 @@ def test_post_message_publishes_message_and_list_activity(
     ]
 
 
+@pytest.mark.usefixtures("store_path")
 def test_post_message_marks_the_senders_own_message_read(claimed_ticket):
     ticket, agent = claimed_ticket
     posted = send(ticket, agent)
@@ -109,6 +112,7 @@ def test_mark_seen_by_someone_outside_the_conversation_is_refused(claimed_ticket
 
 
 @override_settings(REFUNDCHAT_SEND_BURST=3, REFUNDCHAT_SEND_RATE=0.5)
+@pytest.mark.usefixtures("store_path")
 def test_send_rate_limit_refuses_a_burst_but_not_resends(claimed_ticket):
     ticket, _agent = claimed_ticket
     first = uuid.uuid4()
@@ -124,6 +128,74 @@ def test_send_rate_limit_refuses_a_burst_but_not_resends(claimed_ticket):
     # A resend of a stored message costs nothing and still answers with the original.
     again = send(ticket, ticket.buyer, client_id=first)
     assert again.created is False
+    assert again.message.pk == Message.objects.get(client_id=first).pk
+
+
+@pytest.mark.usefixtures("store_path")
+@override_settings(REFUNDCHAT_SEND_BURST=2, REFUNDCHAT_SEND_RATE=0.01)
+def test_a_resend_under_the_limit_gives_its_token_back(claimed_ticket):
+    ticket, _agent = claimed_ticket
+    first = uuid.uuid4()
+    send(ticket, ticket.buyer, client_id=first)
+    for _ in range(3):
+        assert send(ticket, ticket.buyer, client_id=first).created is False
+    # The bucket still holds the second token: the resends took none.
+    assert send(ticket, ticket.buyer, body="second").created is True
+    with pytest.raises(MessageRejected):
+        send(ticket, ticket.buyer, body="third")
+
+
+@pytest.mark.usefixtures("store_path")
+def test_post_message_returns_the_stored_row(claimed_ticket):
+    ticket, agent = claimed_ticket
+    client_id = uuid.uuid4()
+    posted = send(ticket, agent, body="  on it  ", client_id=client_id)
+    stored = Message.objects.get(pk=posted.message.pk)
+    assert (stored.seq, stored.kind, stored.sender_id, stored.body, stored.client_id, stored.created_at) == (
+        posted.message.seq,
+        "text",
+        agent.pk,
+        "on it",
+        client_id,
+        posted.message.created_at,
+    )
+    ticket.conversation.refresh_from_db()
+    assert (ticket.conversation.last_seq, ticket.conversation.last_message_at) == (stored.seq, stored.created_at)
+    assert serialize_message(posted.message) == serialize_message(stored)
+
+
+@pytest.mark.usefixtures("store_path")
+def test_only_the_first_staff_reply_is_recorded_as_first_response(claimed_ticket):
+    ticket, agent = claimed_ticket
+    send(ticket, ticket.buyer, body="hello?")
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is None
+    send(ticket, agent, body="first")
+    ticket.refresh_from_db()
+    first_at = ticket.first_responded_at
+    assert first_at is not None
+    send(ticket, agent, body="second")
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at == first_at
+    assert ticket.events.filter(kind=TicketEventKind.FIRST_RESPONSE).count() == 1
+
+
+@pytest.mark.usefixtures("store_path")
+def test_someone_not_handling_the_ticket_cannot_post_and_nothing_changes(claimed_ticket, published):
+    ticket, _agent = claimed_ticket
+    other_agent = factories.agent(username="agent2")
+    stranger = factories.buyer(username="mallory")
+    before = ticket.conversation.messages.count()
+    for user in (other_agent, stranger):
+        with pytest.raises(MessageRejected) as refused:
+            send(ticket, user, body="let me in")
+        assert refused.value.code == "not_allowed"
+    with pytest.raises(MessageRejected):
+        services.post_message(conversation_id=999_999, sender=ticket.buyer, body="nowhere", client_id=uuid.uuid4())
+    assert ticket.conversation.messages.count() == before
+    ticket.conversation.refresh_from_db()
+    assert ticket.conversation.last_seq == before
+    assert published == []
 
 
 @override_settings(REFUNDCHAT_SEND_BURST=2, REFUNDCHAT_SEND_RATE=1000)
