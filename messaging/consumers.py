@@ -154,7 +154,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             client_id = uuid.UUID(str(frame.get("client_id")))
         except ValueError:
             raise FrameError("bad_frame", _("A message needs a client_id (UUID).")) from None
-        posted = await realtime.call_service(
+        posted = await realtime.call_chat_write(
             services.post_message,
             conversation_id=conversation_id,
             sender=self.user,
@@ -178,7 +178,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         positions = {name: _int_field(frame, name, default=0) for name in ("delivered_seq", "read_seq")}
         if conversation_id not in self.sent_seq:
             raise FrameError("not_subscribed", _("Subscribe to the conversation first."))
-        await realtime.call_service(services.mark_seen, conversation_id=conversation_id, user=self.user, **positions)
+        await realtime.call_chat_write(services.mark_seen, conversation_id=conversation_id, user=self.user, **positions)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")

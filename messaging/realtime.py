@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, partial
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -63,16 +65,35 @@ async def publish_ephemeral(*, group: str, frame: Frame) -> None:
         logger.exception("channel layer send to %s failed", group)
 
 
+@cache
+def _chat_write_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=settings.REFUNDCHAT_CHAT_WRITE_THREADS, thread_name_prefix="chat-write")
+
+
 async def call_service(service: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run a service on the database thread, then send what it published once it committed.
+    """Run a service on the process' database thread, then send what it published once it committed.
 
     The sends are shielded: a socket closing meanwhile must not keep a stored message from
     the other party. Frames to one group keep their order; different groups go in parallel.
     """
+    return await _call(database_sync_to_async(service), *args, **kwargs)
+
+
+async def call_chat_write(service: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """`call_service` for the chat's hot writes (storing a message, moving a read position), on a small
+    pool of threads with a database connection each: with only the one database thread of
+    `database_sync_to_async`, a Daphne process waits for PostgreSQL one round trip at a time. The
+    services it runs must be safe to run side by side (row locks and constraints, no shared state).
+    """
+    run = database_sync_to_async(service, thread_sensitive=False, executor=_chat_write_threads())
+    return await _call(run, *args, **kwargs)
+
+
+async def _call(run: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> R:
     frames: list[tuple[str, Frame]] = []
     token = _collected.set(frames)
     try:
-        result = await database_sync_to_async(service)(*args, **kwargs)
+        result = await run(*args, **kwargs)
     finally:
         _collected.reset(token)
         if frames:

@@ -128,6 +128,10 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Threads per Daphne process for the chat's hot writes (messaging.realtime.call_chat_write), each with its
+# own connection: PostgreSQL works on them side by side; SQLite takes one writer at a time.
+REFUNDCHAT_CHAT_WRITE_THREADS = int(os.environ.get("REFUNDCHAT_CHAT_WRITE_THREADS", "4" if DATABASE_URL else "1"))
+
 # --- Channels -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # "memory" is for single-process tests; "sqlite" for `make run` without Redis.
