@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
@@ -20,7 +21,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,23 @@ async def publish_ephemeral(*, group: str, frame: Frame) -> None:
 @cache
 def _chat_write_threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=settings.REFUNDCHAT_CHAT_WRITE_THREADS, thread_name_prefix="chat-write")
+
+
+def close_chat_write_connections() -> None:
+    """Close the database connections the chat-write threads keep (a test run drops its database after)."""
+    if _chat_write_threads.cache_info().currsize == 0:
+        return
+    pool = _chat_write_threads()
+    count = settings.REFUNDCHAT_CHAT_WRITE_THREADS
+    # Every thread must take one task: each waits for all the others before closing its own connections.
+    everyone = threading.Barrier(count)
+
+    def close_in_this_thread() -> None:
+        everyone.wait(timeout=10)
+        connections.close_all()
+
+    for future in [pool.submit(close_in_this_thread) for _ in range(count)]:
+        future.result()
 
 
 async def call_service(service: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

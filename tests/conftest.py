@@ -19,6 +19,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _chat_write_connections_closed(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The chat-write threads keep their connections open; close them before the test database is dropped."""
+    yield
+    with django_db_blocker.unblock():
+        realtime.close_chat_write_connections()
+
+
 @pytest.fixture(autouse=True)
 def _english() -> Iterator[None]:
     """Service-level tests read English messages; pages and sockets pick their own language."""
