@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench
+.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench bench-upload
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ screenshots: $(VENV)/.dev-installed compilemessages
 bench: $(VENV)/.dev-installed compilemessages
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make bench needs DATABASE_URL (PostgreSQL) and REDIS_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat REDIS_URL=redis://127.0.0.1:6379/0 make bench"; exit 2; }
 	$(PY) -m tests.load.bench $(BENCH_ARGS)
+
+# Daphne's memory while a 200 MB video arrives over tus (docs/benchmarks.md, "Upload memory"); same needs as bench.
+bench-upload: $(VENV)/.dev-installed check-tools
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make bench-upload needs DATABASE_URL (PostgreSQL) and REDIS_URL"; exit 2; }
+	$(PY) -m tests.load.upload_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

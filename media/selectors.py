@@ -95,3 +95,23 @@ def attachment_payload(*, attachment: Attachment) -> dict[str, Any]:
             variant: attachment_url(attachment=attachment, variant=variant) for variant in ("original", *DERIVED_FIELDS)
         },
     }
+
+
+def message_attachment_payload(*, attachment: Attachment) -> dict[str, Any]:
+    """An attachment inside a `message` frame: the `attachment.updated` payload plus what the bubble shows
+    (the name the buyer's device gave it, the sniffed type, the size)."""
+    return {
+        **attachment_payload(attachment=attachment),
+        "filename": attachment.filename,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+    }
+
+
+def ticket_evidence(*, user: User | AnonymousUser, ticket: RefundTicket) -> list[Attachment]:
+    """Every attachment of a ticket, oldest first, with who sent it: one query. Empty for whoever may not see it."""
+    if not can_view(user=user, ticket=ticket):
+        return []
+    return list(
+        Attachment.objects.filter(ticket=ticket).select_related("uploader", "message").order_by("created_at", "pk")
+    )

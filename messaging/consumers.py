@@ -154,13 +154,48 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             client_id = uuid.UUID(str(frame.get("client_id")))
         except ValueError:
             raise FrameError("bad_frame", _("A message needs a client_id (UUID).")) from None
-        posted = await realtime.call_chat_write(
-            services.post_message,
-            conversation_id=conversation_id,
-            sender=self.user,
-            body=frame.get("body"),
-            client_id=client_id,
-        )
+        card = frame.get("card")
+        if "attachments" in frame:
+            raw_ids = frame["attachments"]
+            if not isinstance(raw_ids, list) or len(raw_ids) > services.MAX_ATTACHMENTS_PER_MESSAGE:
+                raise FrameError("bad_frame", _("“attachments” must be a list of upload ids."))
+            try:
+                upload_ids = [uuid.UUID(str(raw)) for raw in raw_ids]
+            except ValueError:
+                raise FrameError("bad_frame", _("“attachments” must be a list of upload ids.")) from None
+            posted = await realtime.call_chat_write(
+                services.post_message_with_attachments,
+                conversation_id=conversation_id,
+                sender=self.user,
+                body=frame.get("body"),
+                client_id=client_id,
+                upload_ids=upload_ids,
+            )
+        elif isinstance(card, dict) and card.get("kind") == "order":
+            posted = await realtime.call_chat_write(
+                services.share_order_card, conversation_id=conversation_id, sender=self.user, client_id=client_id
+            )
+        elif isinstance(card, dict) and card.get("kind") == "product":
+            posted = await realtime.call_chat_write(
+                services.post_product_card,
+                conversation_id=conversation_id,
+                sender=self.user,
+                client_id=client_id,
+                title=card.get("title"),
+                url=card.get("url"),
+                image_url=card.get("image_url", ""),
+                price_cents=card.get("price_cents"),
+            )
+        elif card is not None:
+            raise FrameError("bad_frame", _("Unknown card kind."))
+        else:
+            posted = await realtime.call_chat_write(
+                services.post_message,
+                conversation_id=conversation_id,
+                sender=self.user,
+                body=frame.get("body"),
+                client_id=client_id,
+            )
         message = posted.message
         await self._send_frame(
             {

@@ -12,7 +12,7 @@ from messaging.models import MESSAGE_MAX_LENGTH, Conversation
 from messaging.selectors import recent_messages
 
 
-def chat_labels() -> dict[str, str]:
+def chat_labels() -> dict[str, Any]:
     """Strings the chat script shows, in the page's language."""
     return {
         "sending": _("Sending"),
@@ -30,6 +30,32 @@ def chat_labels() -> dict[str, str]:
         "buyer": _("Buyer"),
         "empty": _("The message is empty."),
         "too_long": _("The message is too long (at most %(max)d characters).") % {"max": MESSAGE_MAX_LENGTH},
+        "order": _("Order"),
+        "paid_total": _("Paid total"),
+        "upload": upload_labels(),
+    }
+
+
+def upload_labels() -> dict[str, str]:
+    """Strings of the composer's uploads and voice notes (static/js/uploads.js)."""
+    return {
+        "uploading": _("Uploading %(percent)s"),
+        "processing": _("Processing…"),
+        "paused": _("Paused"),
+        "pause": _("Pause"),
+        "resume": _("Resume"),
+        "cancel": _("Cancel"),
+        "retry": _("Retry"),
+        "interrupted": _("Interrupted: choose the same file again to continue where it stopped."),
+        "choose_again": _("Choose the file"),
+        "not_same_file": _("This is not the same file: choose “%(name)s”."),
+        "offline": _("No connection: the upload goes on when the network is back."),
+        "failed": _("The file could not be sent."),
+        "too_short": _("Hold the button down to record a voice note."),
+        "no_microphone": _("The microphone is not available."),
+        "voice_note": _("Voice note"),
+        "document": _("Document"),
+        "download": _("Download original"),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThan, LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
@@ -67,6 +67,12 @@ class Participant(models.Model):
 class MessageKind(models.TextChoices):
     TEXT = "text", _("Text")
     SYSTEM = "system", _("System")
+    # Structured cards: what they show is in Message.data (docs/protocol.md).
+    ORDER_CARD = "order_card", _("Order card")
+    PRODUCT_CARD = "product_card", _("Product card")
+
+
+CARD_KINDS = (MessageKind.ORDER_CARD, MessageKind.PRODUCT_CARD)
 
 
 class Message(models.Model):
@@ -84,7 +90,15 @@ class Message(models.Model):
         related_name="+",
         verbose_name=_("sender"),
     )
-    body = models.TextField(_("body"), max_length=MESSAGE_MAX_LENGTH)
+    # Empty only when the message carries attachments or is a card.
+    body = models.TextField(_("body"), max_length=MESSAGE_MAX_LENGTH, blank=True)
+    # A card's content (order card, product card); {} for other kinds. db_default: inserts that do not
+    # name the column (raw SQL on the hot path) still get a value.
+    data = models.JSONField(
+        _("card data"), default=dict, db_default=Value({}, output_field=models.JSONField()), blank=True
+    )
+    # Whether media.Attachment rows point at this message: serialising a plain text message needs no query.
+    has_attachments = models.BooleanField(_("has attachments"), default=False, db_default=False)
     client_id = models.UUIDField(_("client id"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -101,7 +115,8 @@ class Message(models.Model):
             ),
             models.CheckConstraint(condition=Q(seq__gt=0), name="message_seq_positive"),
             models.CheckConstraint(
-                condition=Q(GreaterThan(Length("body"), 0), LessThanOrEqual(Length("body"), MESSAGE_MAX_LENGTH)),
+                condition=Q(LessThanOrEqual(Length("body"), MESSAGE_MAX_LENGTH))
+                & (Q(GreaterThan(Length("body"), 0)) | Q(has_attachments=True) | Q(kind__in=CARD_KINDS)),
                 name="message_body_length",
             ),
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from messaging.models import Conversation, Message, Participant
@@ -40,15 +40,35 @@ def last_seqs(*, conversation_ids: list[int]) -> dict[int, int]:
     return dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "last_seq"))
 
 
-def messages_after(*, conversation_id: int, after_seq: int, limit: int = CATCH_UP_BATCH) -> QuerySet[Message]:
-    return (
-        Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)
-        .select_related("sender")
-        .order_by("seq")[:limit]
+def _with_attachments(messages: QuerySet[Message]) -> QuerySet[Message]:
+    """One more query for a whole batch, however many messages carry files."""
+    from media.models import Attachment
+
+    return messages.select_related("sender").prefetch_related(
+        Prefetch("attachments", queryset=Attachment.objects.order_by("pk"), to_attr="attachment_list")
     )
 
 
+def messages_after(*, conversation_id: int, after_seq: int, limit: int = CATCH_UP_BATCH) -> QuerySet[Message]:
+    return _with_attachments(Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)).order_by(
+        "seq"
+    )[:limit]
+
+
+def message_attachments(message: Message) -> list[Any]:
+    """The attachments a message carries, oldest first: prefetched by the selectors above, else one query
+    (none for a message without files)."""
+    if not message.has_attachments:
+        return []
+    prefetched = getattr(message, "attachment_list", None)
+    if prefetched is not None:
+        return list(prefetched)
+    return list(message.attachments.order_by("pk"))
+
+
 def serialize_message(message: Message) -> dict[str, Any]:
+    from media.selectors import message_attachment_payload
+
     sender = message.sender
     return {
         "conversation": message.conversation_id,
@@ -59,12 +79,14 @@ def serialize_message(message: Message) -> dict[str, Any]:
         "body": message.body,
         "client_id": str(message.client_id) if message.client_id else None,
         "created_at": message.created_at.isoformat(),
+        "attachments": [message_attachment_payload(attachment=a) for a in message_attachments(message)],
+        "data": message.data,
     }
 
 
 def recent_messages(*, conversation_id: int, limit: int = CATCH_UP_BATCH) -> list[Message]:
     """The newest `limit` messages, oldest first, for the first paint of a chat."""
-    newest = Message.objects.filter(conversation_id=conversation_id).select_related("sender").order_by("-seq")[:limit]
+    newest = _with_attachments(Message.objects.filter(conversation_id=conversation_id)).order_by("-seq")[:limit]
     return list(reversed(newest))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from media.models import Attachment, UploadStatus
 from messaging import ratelimit, realtime
 from messaging.models import MESSAGE_MAX_LENGTH, Conversation, Message, MessageKind, Participant, ParticipantRole
 from messaging.selectors import can_send, serialize_message
@@ -175,16 +177,37 @@ def _store_text_statement(*, conversation_id: int, sender: User, text: str, clie
 
 def _store_text_locked(*, conversation_id: int, sender: User, text: str, client_id: uuid.UUID) -> Message | None:
     """Any database (the embedded SQLite of `make run`): the same rules through the ORM."""
+    posted = _store_locked(
+        conversation_id=conversation_id,
+        sender=sender,
+        client_id=client_id,
+        kind=MessageKind.TEXT,
+        build=lambda _conversation: {"body": text},
+    )
+    return posted.message if posted is not None and posted.created else None
+
+
+def _store_locked(
+    *,
+    conversation_id: int,
+    sender: User,
+    client_id: uuid.UUID,
+    kind: str,
+    build: Callable[[Conversation], dict[str, Any]],
+) -> PostedMessage | None:
+    """Store a message under the conversation's row lock: None when the sender may not write there, the
+    stored message for a resend, else the new one (`build` gives its fields and may refuse)."""
     from tickets import services as ticket_services
 
     with transaction.atomic():
         conversation = _locked_conversation(conversation_id=conversation_id)
         if conversation is None or not can_send(user=sender, ticket=conversation.ticket):
             return None
-        if Message.objects.filter(conversation=conversation, sender=sender, client_id=client_id).exists():
-            return None
+        existing = _sent_before(conversation_id=conversation.pk, sender=sender, client_id=client_id)
+        if existing is not None:
+            return PostedMessage(message=existing, created=False)
         message = _append(
-            conversation=conversation, kind=MessageKind.TEXT, sender=sender, body=text, client_id=client_id
+            conversation=conversation, kind=kind, sender=sender, client_id=client_id, **build(conversation)
         )
         # What one writes, one has read: the sender's unread count stays right on all their devices.
         Participant.objects.filter(conversation=conversation, user=sender).update(
@@ -192,7 +215,7 @@ def _store_text_locked(*, conversation_id: int, sender: User, text: str, client_
         )
         if sender.pk != conversation.ticket.buyer_id and conversation.ticket.first_responded_at is None:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
-    return message
+    return PostedMessage(message=message, created=True)
 
 
 def _locked_conversation(*, conversation_id: int) -> Conversation | None:
@@ -277,8 +300,13 @@ def _append(
     sender: User | None,
     body: str,
     client_id: uuid.UUID | None,
+    data: dict[str, Any] | None = None,
+    attachment_ids: Sequence[int] = (),
 ) -> Message:
-    """Insert the next message of a locked conversation and broadcast it after commit."""
+    """Insert the next message of a locked conversation and broadcast it after commit.
+
+    `data`: a card's content; `attachment_ids`: Attachment rows (already checked and locked by the
+    caller) that the message carries."""
     conversation.last_seq += 1
     message = Message.objects.create(
         conversation=conversation,
@@ -287,7 +315,11 @@ def _append(
         sender=sender,
         body=body,
         client_id=client_id,
+        data=data or {},
+        has_attachments=bool(attachment_ids),
     )
+    if attachment_ids:
+        Attachment.objects.filter(pk__in=attachment_ids).update(message=message)
     conversation.last_message_at = message.created_at
     conversation.save(update_fields=["last_seq", "last_message_at"])
     _announce(message=message, ticket_id=conversation.ticket_id, buyer_id=conversation.ticket.buyer_id)
@@ -312,3 +344,184 @@ def _announce(*, message: Message, ticket_id: int, buyer_id: int) -> None:
     }
     realtime.publish(group=realtime.QUEUE_GROUP, frame=activity)
     realtime.publish(group=realtime.user_group(buyer_id), frame=activity)
+
+
+# --- Messages with attachments, and cards (issue #4; docs/protocol.md) --------------------------------
+
+MAX_ATTACHMENTS_PER_MESSAGE = 30
+PRODUCT_TITLE_MAX_LENGTH = 200
+URL_MAX_LENGTH = 500
+PRICE_MAX_CENTS = 100_000_000_00
+
+
+def check_caption(body: object) -> str:
+    """The text that goes with files or a card: may be empty, not too long."""
+    if body is None:
+        return ""
+    if not isinstance(body, str):
+        raise MessageRejected("bad_body", _("The message text is not valid."))
+    if len(body) > MESSAGE_MAX_LENGTH:
+        raise MessageRejected(
+            "message_too_long",
+            _("The message is too long (at most %(max)d characters).") % {"max": MESSAGE_MAX_LENGTH},
+        )
+    return body.strip()
+
+
+def post_message_with_attachments(
+    *, conversation_id: int, sender: User, body: object, client_id: uuid.UUID, upload_ids: Sequence[uuid.UUID]
+) -> PostedMessage:
+    """A participant's message carrying files they uploaded (tus) to this ticket, stored once per client_id.
+
+    Only the sender's own completed uploads of this ticket that no message carries yet; anything else
+    refuses the whole message and writes nothing.
+    """
+    text = check_caption(body)
+    wanted = list(dict.fromkeys(upload_ids))
+    if not wanted:
+        raise MessageRejected("attachments_missing", _("Choose at least one file to send."))
+    if len(wanted) > MAX_ATTACHMENTS_PER_MESSAGE:
+        raise MessageRejected(
+            "too_many_attachments",
+            _("One message can carry at most %(max)d files.") % {"max": MAX_ATTACHMENTS_PER_MESSAGE},
+        )
+
+    def attach(conversation: Conversation) -> dict[str, Any]:
+        found = {
+            attachment.upload_id: attachment
+            for attachment in Attachment.objects.select_for_update(of=("self",)).filter(
+                upload_id__in=wanted,
+                upload__status=UploadStatus.COMPLETE,
+                ticket_id=conversation.ticket_id,
+                uploader=sender,
+            )
+        }
+        if len(found) != len(wanted):
+            raise MessageRejected(
+                "attachment_not_found",
+                _("A file of this message was not found: it has not finished uploading, or it is not yours."),
+            )
+        if any(attachment.message_id is not None for attachment in found.values()):
+            raise MessageRejected("attachment_already_sent", _("A file of this message was already sent."))
+        return {"body": text, "attachment_ids": sorted(attachment.pk for attachment in found.values())}
+
+    return _post_locked(
+        conversation_id=conversation_id, sender=sender, client_id=client_id, kind=MessageKind.TEXT, build=attach
+    )
+
+
+def share_order_card(*, conversation_id: int, sender: User, client_id: uuid.UUID) -> PostedMessage:
+    """The ticket's order as a card in the chat (the buyer shows which order they mean)."""
+
+    def build(conversation: Conversation) -> dict[str, Any]:
+        return {"body": "", "data": order_card_data(ticket=conversation.ticket)}
+
+    return _post_locked(
+        conversation_id=conversation_id, sender=sender, client_id=client_id, kind=MessageKind.ORDER_CARD, build=build
+    )
+
+
+def order_card_data(*, ticket: RefundTicket) -> dict[str, Any]:
+    """What an order card shows, as it was when shared: the order's number, items and total."""
+    from tickets.formatting import format_cny
+
+    order = ticket.order
+    items = [
+        {
+            "title": item.title,
+            "sku": item.sku,
+            "quantity": item.quantity,
+            "unit_price_cents": item.unit_price_cents,
+            "unit_price": format_cny(item.unit_price_cents),
+            "image_url": item.image.url if item.image else "",
+        }
+        for item in order.items.order_by("pk")
+    ]
+    return {
+        "order_no": order.order_no,
+        "ticket_number": ticket.number,
+        "paid_total_cents": order.paid_total_cents,
+        "paid_total": format_cny(order.paid_total_cents),
+        "items": items,
+    }
+
+
+def post_product_card(
+    *,
+    conversation_id: int,
+    sender: User,
+    client_id: uuid.UUID,
+    title: object,
+    url: object,
+    image_url: object = "",
+    price_cents: object = None,
+) -> PostedMessage:
+    """A product link with its title, picture and price, posted by the agent handling the ticket."""
+
+    def build(conversation: Conversation) -> dict[str, Any]:
+        if sender.pk == conversation.ticket.buyer_id:
+            raise MessageRejected("not_allowed", _("Only staff send product cards."))
+        return {
+            "body": "",
+            "data": product_card_data(title=title, url=url, image_url=image_url, price_cents=price_cents),
+        }
+
+    return _post_locked(
+        conversation_id=conversation_id, sender=sender, client_id=client_id, kind=MessageKind.PRODUCT_CARD, build=build
+    )
+
+
+def product_card_data(*, title: object, url: object, image_url: object, price_cents: object) -> dict[str, Any]:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import URLValidator
+
+    from tickets.formatting import format_cny
+
+    if not isinstance(title, str) or not title.strip() or len(title) > PRODUCT_TITLE_MAX_LENGTH:
+        raise MessageRejected(
+            "bad_card", _("A product card needs a title of at most %(max)d characters.") % {"max": 200}
+        )
+    links = {"url": url, "image_url": image_url or ""}
+    for name, value in links.items():
+        try:
+            if not isinstance(value, str) or len(value) > URL_MAX_LENGTH:
+                raise ValidationError("bad")
+            if value or name == "url":
+                URLValidator(schemes=["http", "https"])(value)
+        except ValidationError:
+            raise MessageRejected("bad_card", _("A product card needs web addresses (http or https).")) from None
+    if price_cents is not None and (
+        isinstance(price_cents, bool) or not isinstance(price_cents, int) or not 0 <= price_cents <= PRICE_MAX_CENTS
+    ):
+        raise MessageRejected("bad_card", _("The price of a product card is not valid."))
+    return {
+        "title": title.strip(),
+        "url": links["url"],
+        "image_url": links["image_url"],
+        "price_cents": price_cents,
+        "price": format_cny(price_cents) if price_cents is not None else "",
+    }
+
+
+def _post_locked(
+    *,
+    conversation_id: int,
+    sender: User,
+    client_id: uuid.UUID,
+    kind: str,
+    build: Callable[[Conversation], dict[str, Any]],
+) -> PostedMessage:
+    """The locked path for messages that are not plain text: a resend gets the stored message, else `build`
+    checks (and may refuse) before a send token is spent."""
+
+    def checked_then_charged(conversation: Conversation) -> dict[str, Any]:
+        fields = build(conversation)
+        check_send_rate(user=sender)
+        return fields
+
+    posted = _store_locked(
+        conversation_id=conversation_id, sender=sender, client_id=client_id, kind=kind, build=checked_then_charged
+    )
+    if posted is None:
+        raise MessageRejected("not_allowed", _("You cannot write in this conversation."))
+    return posted

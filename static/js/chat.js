@@ -50,11 +50,28 @@
 
   function removeEntry(clientId) {
     saveOutbox(loadOutbox().filter(function (entry) { return entry.client_id !== clientId; }));
+    if (elements[clientId] && !elements[clientId].dataset.seq) elements[clientId].remove();
     delete elements[clientId];
   }
 
+  // An entry with files waits until each of them has arrived, was refused or was given up (uploads.js).
+  function entryReady(entry) {
+    return !entry.uploads || entry.uploads.every(function (u) { return u.state === "complete" || u.state === "cancelled" || u.state === "refused"; });
+  }
+
   function sendEntry(entry) {
-    socket.send({ type: "message.send", conversation: conversationId, client_id: entry.client_id, body: entry.body });
+    if (!entryReady(entry)) return false;
+    var frame = { type: "message.send", conversation: conversationId, client_id: entry.client_id, body: entry.body };
+    if (entry.uploads) {
+      frame.attachments = entry.uploads.filter(function (u) { return u.state === "complete"; }).map(function (u) { return u.upload_id; });
+      if (!frame.attachments.length && !entry.body) {
+        // Nothing left to send: a refused file stays on show (with its reason) until dismissed.
+        if (!entry.uploads.some(function (u) { return u.state === "refused"; })) removeEntry(entry.client_id);
+        return false;
+      }
+    }
+    if (entry.card) frame.card = entry.card;
+    return socket.send(frame);
   }
 
   function resendOutbox() {
@@ -124,10 +141,21 @@
       meta.append(sender, " ", time);
       li.append(meta);
     }
-    var body = document.createElement("div");
-    body.className = "body";
-    body.textContent = m.body;
-    li.append(body);
+    if (m.kind === "order_card") li.append(buildOrderCard(m.data || {}));
+    else if (m.kind === "product_card") li.append(buildProductCard(m.data || {}));
+    else if (m.body || !(m.attachments && m.attachments.length) && !m.uploads) {
+      var body = document.createElement("div");
+      body.className = "body";
+      body.textContent = m.body;
+      li.append(body);
+    }
+    if (m.attachments && m.attachments.length) {
+      var box = document.createElement("div");
+      box.className = "attachments";
+      box.setAttribute("data-attachments", "");
+      m.attachments.forEach(function (a) { box.append(buildAttachment(a)); });
+      li.append(box);
+    }
     if (m.sender_id === userId) {
       var status = document.createElement("div");
       status.className = "status";
@@ -139,6 +167,78 @@
     }
     return li;
   }
+
+  // --- attachments and cards (the same markup as messaging/_attachment.html and the card templates) ----
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { if (attrs[k] !== null && attrs[k] !== undefined) node.setAttribute(k, attrs[k]); });
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function buildAttachment(a) {
+    var up = labels.upload || {};
+    var urls = a.urls || {};
+    var figure = el("figure", { "class": "attachment kind-" + a.kind, "data-attachment-id": a.id, "data-kind": a.kind, "data-status": a.status, "data-testid": "attachment" });
+    if (a.status === "processing") {
+      var state = el("div", { "class": "attachment-state", "data-testid": "attachment-processing" });
+      state.append(el("span", { "class": "spinner", "aria-hidden": "true" }), " " + up.processing);
+      figure.append(state);
+    } else if (a.status === "failed") {
+      var failed = el("div", { "class": "attachment-state failed", "data-testid": "attachment-failed" }, a.failure_reason + " ");
+      failed.append(el("button", { type: "button", "class": "link", "data-attachment-retry": "", "data-testid": "attachment-retry" }, up.retry));
+      figure.append(failed);
+    } else if (a.kind === "image") {
+      var link = el("a", { href: urls.thumbnail_large || urls.original, "data-lightbox": "", "data-testid": "attachment-image" });
+      link.append(el("img", { src: urls.thumbnail_small || urls.original, alt: a.filename || "", loading: "lazy", width: a.width, height: a.height }));
+      figure.append(link);
+    } else if (a.kind === "video") {
+      figure.append(el("video", { controls: "", preload: "metadata", playsinline: "", poster: urls.poster, src: urls.playable || urls.original, "data-testid": "attachment-video" }));
+    } else if (a.kind === "audio") {
+      figure.append(el("audio", { controls: "", preload: "metadata", src: urls.playable || urls.original, "data-testid": "attachment-audio" }));
+    } else {
+      figure.append(el("a", { "class": "attachment-file", href: urls.original, target: "_blank", rel: "noopener", "data-testid": "attachment-pdf" }, "PDF · " + (a.filename || up.document)));
+    }
+    return figure;
+  }
+
+  function buildOrderCard(card) {
+    var box = el("div", { "class": "card-message order", "data-testid": "order-card-message" });
+    var head = el("div", { "class": "card-message-head" }, labels.order + " ");
+    head.append(el("strong", {}, card.order_no));
+    var items = el("ul", { "class": "card-message-items" });
+    (card.items || []).forEach(function (item) {
+      var li = el("li");
+      if (item.image_url) li.append(el("img", { src: item.image_url, alt: "", width: 40, height: 40 }));
+      li.append(el("span", { "class": "grow" }, item.title + " × " + item.quantity), el("span", {}, item.unit_price));
+      items.append(li);
+    });
+    var foot = el("div", { "class": "card-message-foot" }, labels.paid_total + " ");
+    foot.append(el("strong", {}, card.paid_total));
+    box.append(head, items, foot);
+    return box;
+  }
+
+  function buildProductCard(card) {
+    var safe = /^https?:\/\//i.test(card.url || "") ? card.url : "#";
+    var link = el("a", { "class": "card-message product", href: safe, target: "_blank", rel: "noopener noreferrer", "data-testid": "product-card-message" });
+    if (/^https?:\/\//i.test(card.image_url || "")) link.append(el("img", { src: card.image_url, alt: "", width: 64, height: 64, referrerpolicy: "no-referrer" }));
+    var text = el("span", { "class": "grow" });
+    text.append(el("span", { "class": "card-message-title" }, card.title));
+    if (card.price) text.append(el("strong", { "class": "card-message-price" }, card.price));
+    link.append(text);
+    return link;
+  }
+
+  // An attachment's processing moved on: every place that shows it follows.
+  socket.on("attachment.updated", function (frame) {
+    var a = frame.attachment;
+    list.querySelectorAll('[data-attachment-id="' + a.id + '"]').forEach(function (old) {
+      if (old.dataset.status === a.status && a.status !== "processing") return;
+      a.filename = a.filename || (old.querySelector("img") || {}).alt || "";
+      old.replaceWith(buildAttachment(a));
+    });
+  });
 
   function insertBySeq(el) {
     // Stored messages sit in seq order; unsent ones stay at the end.
@@ -162,10 +262,27 @@
       removeEntry(entry.client_id);  // stored before the page was rendered
       return;
     }
-    var el = buildMessage({ kind: "text", sender_id: userId, sender_name: "", body: entry.body, client_id: entry.client_id, created_at: entry.created_at });
+    var kind = entry.card ? (entry.card.kind === "order" ? "order_card" : "product_card") : "text";
+    var el = buildMessage({ kind: kind, sender_id: userId, sender_name: "", body: entry.body, client_id: entry.client_id, created_at: entry.created_at, uploads: entry.uploads, data: entry.card_preview });
+    el.dataset.local = "1";
     setStatus(el, entry.state === "failed" ? "failed" : "sending", entry.reason);
     elements[entry.client_id] = el;
     list.append(el);
+    if (entry.uploads && window.RefundChat.uploads) window.RefundChat.uploads.show(el, entry);
+  }
+
+  // For uploads.js and the card buttons: a new outbox entry, shown and sent as soon as it is ready.
+  function addEntry(fields) {
+    var entry = Object.assign({ client_id: newClientId(), body: "", created_at: new Date().toISOString(), state: "sending" }, fields);
+    saveOutbox(loadOutbox().concat([entry]));
+    showOutboxEntry(entry);
+    scrollToEnd();
+    sendEntry(entry);
+    return entry;
+  }
+
+  function entryOf(clientId) {
+    return loadOutbox().filter(function (e) { return e.client_id === clientId; })[0] || null;
   }
 
   // --- receipts: the ticks on my messages, and my own positions -----------------
@@ -245,13 +362,18 @@
     var m = frame.message;
     if (m.conversation !== conversationId) return;
     receivedSeq = Math.max(receivedSeq, m.seq);
-    if (list.querySelector('[data-seq="' + m.seq + '"]')) { reportPositions(); return; }
+    var shown = list.querySelector('[data-seq="' + m.seq + '"]');
+    // Acked before this broadcast: a local bubble with upload tiles or a card preview gets the real rendering.
+    if (shown && shown.dataset.local && (m.attachments && m.attachments.length || m.kind !== "text")) shown.remove();
+    else if (shown) { reportPositions(); return; }
     var el = m.client_id ? elements[m.client_id] : null;
-    if (el) {
+    if (el && !(m.attachments && m.attachments.length) && m.kind === "text") {
       el.dataset.seq = m.seq;
+      delete el.dataset.local;
       removeEntry(m.client_id);
       el.remove();
     } else {
+      if (el) { removeEntry(m.client_id); el.remove(); }
       el = buildMessage(m);
     }
     insertBySeq(el);
@@ -368,6 +490,29 @@
       badge.className = "badge status-" + frame.status;
     }
   });
+
+  // The buyer shows which order they mean; staff send a product link.
+  var shareOrder = root.querySelector("[data-share-order]");
+  if (shareOrder) shareOrder.addEventListener("click", function () { addEntry({ card: { kind: "order" } }); });
+  var productForm = root.querySelector("[data-product-card]");
+  if (productForm) {
+    productForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var f = productForm.elements;
+      var price = f.price.value.trim() ? Math.round(parseFloat(f.price.value.replace(",", ".")) * 100) : null;
+      var card = { kind: "product", title: f.title.value.trim(), url: f.url.value.trim(), image_url: f.image_url.value.trim(), price_cents: isNaN(price) ? -1 : price };
+      addEntry({ card: card, card_preview: { title: card.title, url: card.url, image_url: card.image_url, price: price !== null && !isNaN(price) ? "¥" + (price / 100).toFixed(2) : "" } });
+      productForm.reset();
+      productForm.closest("details").open = false;
+    });
+  }
+
+  window.RefundChat.chat = {
+    root: root, list: list, labels: labels, conversationId: conversationId, userId: userId,
+    ticketId: Number(root.dataset.ticketId), addEntry: addEntry, entryOf: entryOf, updateEntry: updateEntry,
+    removeEntry: removeEntry, sendEntry: sendEntry, outbox: loadOutbox, showError: showError, scrollToEnd: scrollToEnd,
+    element: function (clientId) { return elements[clientId] || null; }, buildAttachment: buildAttachment,
+  };
 
   loadOutbox().forEach(showOutboxEntry);
   scrollToEnd();

@@ -28,6 +28,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-gpu",
+    # Voice notes (tests/e2e/test_evidence.py): a fake microphone that beeps, and no permission prompt.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
