@@ -277,6 +277,8 @@ REFUNDCHAT_RETURN_REMINDER_AFTER = timedelta(days=5)
 REFUNDCHAT_RETURN_CLOSE_AFTER = timedelta(days=7)
 REFUNDCHAT_EVIDENCE_CLOSE_AFTER = timedelta(days=7)
 REFUNDCHAT_REFUND_AFTER_RECEIPT = timedelta(hours=24)
+# Next response: a buyer message that has waited this long with no staff reply after it escalates the ticket.
+REFUNDCHAT_NEXT_RESPONSE_SLA = timedelta(hours=int(os.environ.get("REFUNDCHAT_NEXT_RESPONSE_SLA_HOURS", "4")))
 # Express refunds (极速退款): refund-only requests up to this amount from buyers with a clean history
 # (no rejected or escalated request, fewer than MAX_RECENT refunds in 90 days, account older than 30 days).
 REFUNDCHAT_EXPRESS_REFUND_MAX_CENTS = int(os.environ.get("REFUNDCHAT_EXPRESS_REFUND_MAX_CENTS", "5000"))

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
 from tickets.formatting import format_cny
@@ -65,6 +66,23 @@ class RefundRequestForm(forms.Form):
         ]
 
 
+class MultiplePhotoInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultiplePhotoField(forms.FileField):
+    """Several files in one input. Only their presence is checked here: their content is checked by
+    media's validation (tickets.workflow.do_transition_with_photos), with its own refusal messages."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultiplePhotoInput(attrs={"accept": "image/*", "data-testid": "condition-photos"}))
+        super().__init__(**kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(MultiplePhotoField, self).clean(item, initial) for item in files]
+
+
 class TransitionForm(forms.Form):
     """The inputs one transition needs (tickets.workflow.Need), and only those."""
 
@@ -98,6 +116,7 @@ class TransitionForm(forms.Form):
                 required=False,
                 initial=cents_to_yuan(ticket.approved_amount_cents or 0),
             )
+            self.fields["photos"] = MultiplePhotoField(label=_("Photos of the items (optional)"), required=False)
         if Need.REASON in needs:
             self.fields["reason"] = forms.CharField(
                 label=_("Reason (the buyer sees it)"), max_length=500, widget=forms.Textarea(attrs={"rows": 2})
@@ -116,6 +135,9 @@ class TransitionForm(forms.Form):
             tracking_no=data.get("tracking_no") or "",
             condition=data.get("condition") or "",
         )
+
+    def photos(self) -> list[UploadedFile]:
+        return list(self.cleaned_data.get("photos") or [])
 
 
 def cents_to_yuan(cents: int) -> Decimal:

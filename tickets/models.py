@@ -165,6 +165,9 @@ class RefundTicket(models.Model):
         verbose_name_plural = _("refund tickets")
         permissions = [
             ("use_console", _("Can open the agent console")),
+    # Set by the timer while a buyer message has waited past the next-response promise with no staff
+    # reply after it; the timer clears it once staff answered (tickets/timers.py).
+    next_response_breached_at = models.DateTimeField(_("next-response promise broken at"), null=True, blank=True)
             ("handle_ticket", _("Can claim and answer refund tickets")),
             ("receive_return", _("Can confirm returned parcels")),
             ("manage_payout", _("Can pay out refunds")),

@@ -97,7 +97,8 @@ def get_console_ticket(*, ticket_id: int) -> RefundTicket:
 QUEUE_VIEWS = ("mine", "unassigned", "open", "waiting", "sla", "escalated", "closed")
 # The buyer has the next move: evidence to send, a parcel to ship.
 WAITING_ON_BUYER = (TicketStatus.AWAITING_EVIDENCE, TicketStatus.RETURN_REQUIRED)
-# "SLA at risk": unanswered and the first-response promise runs out within this time (or has).
+# "SLA at risk": unanswered and the first-response promise runs out within this time (or has);
+# or answered, and a later buyer message has waited past the next-response promise.
 SLA_RISK_WINDOW = timedelta(minutes=30)
 
 
@@ -118,7 +119,12 @@ def queue_view_condition(view: str, *, user: User, now: datetime) -> Q:
         "unassigned": open_ & Q(assigned_agent__isnull=True),
         "open": open_,
         "waiting": Q(status__in=WAITING_ON_BUYER),
-        "sla": open_ & Q(first_responded_at__isnull=True, first_response_due_at__lte=now + SLA_RISK_WINDOW),
+        "sla": open_
+        & (
+            Q(first_responded_at__isnull=True, first_response_due_at__lte=now + SLA_RISK_WINDOW)
+            # A buyer waiting past the next-response promise (set and cleared by tickets.timers).
+            | Q(next_response_breached_at__isnull=False)
+        ),
         "escalated": Q(status=TicketStatus.ESCALATED),
         "closed": Q(status__in=FINAL_STATUSES),
     }[view]

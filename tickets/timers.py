@@ -2,7 +2,8 @@
 
 `run_timers` is idempotent: every rule locks the ticket, records what it did as
 a TicketEvent of kind "timer" (with the rule's name), and does nothing for a
-ticket that already has that record. Run it as often as you like.
+ticket that already has that record (the next-response rule: for a waiting
+period that already has one). Run it as often as you like.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BigIntegerField, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from messaging.models import Message, MessageKind
 from tickets import outbox, services, workflow
-from tickets.formatting import format_cny
+from tickets.formatting import format_cny, format_duration
 from tickets.models import (
     OPEN_STATUSES,
     OutboxKind,
@@ -41,6 +46,9 @@ class Rule:
     # Tickets the rule may act on at `now` (before the per-ticket check under the lock).
     candidates: Callable[[datetime], QuerySet[RefundTicket]]
     act: Callable[[RefundTicket, datetime], None]
+    # Most rules act once per ticket (a timer event with the rule's name says it is done). A rule that
+    # may act again later (once per waiting period) says in its own candidates what is done.
+    once_per_ticket: bool = True
 
 
 def _entered_before(status: TicketStatus, moment: datetime) -> QuerySet[RefundTicket]:
@@ -75,6 +83,117 @@ def _escalate_unanswered(ticket: RefundTicket, now: datetime) -> None:
         body=_("Nobody has answered %(number)s; the buyer was promised an answer by %(due)s.")
         % {"number": ticket.number, "due": timezone.localtime(ticket.first_response_due_at).strftime("%m-%d %H:%M")},
     )
+
+
+NEXT_RESPONSE_RULE = "next_response_breached"
+
+
+def _with_waiting_buyer_message() -> QuerySet[Any]:
+    """Tickets annotated with the buyer message that waits for a staff reply: the buyer's first chat message
+    after the last one staff wrote (`waiting_seq`, `waiting_since`; None when staff spoke last).
+
+    Staff are the people other than the buyer who write in the chat (text, files, cards); system messages
+    have no sender and do not answer the buyer.
+    """
+    said = Message.objects.filter(conversation__ticket_id=OuterRef("pk"), sender__isnull=False).exclude(
+        kind=MessageKind.SYSTEM
+    )
+    last_staff_seq = said.exclude(sender_id=OuterRef("buyer_id")).order_by("-seq").values("seq")[:1]
+    waiting = (
+        Message.objects.filter(conversation__ticket_id=OuterRef("pk"), sender_id=OuterRef("buyer_id"))
+        .exclude(kind=MessageKind.SYSTEM)
+        .filter(seq__gt=Coalesce(OuterRef("last_staff_seq"), 0))
+        .order_by("seq")
+    )
+    return RefundTicket.objects.annotate(last_staff_seq=Subquery(last_staff_seq)).annotate(
+        waiting_seq=Subquery(waiting.values("seq")[:1]), waiting_since=Subquery(waiting.values("created_at")[:1])
+    )
+
+
+def _unanswered_reply(now: datetime) -> QuerySet[RefundTicket]:
+    """Answered once, and now a buyer message has waited past the next-response promise, in a waiting
+    period not reported yet (a timer event names the period by the seq of the message that opened it)."""
+    reported = (
+        TicketEvent.objects.filter(ticket=OuterRef("pk"), kind=TicketEventKind.TIMER, data__timer=NEXT_RESPONSE_RULE)
+        .annotate(since_seq=Cast(KT("data__since_seq"), BigIntegerField()))
+        .filter(since_seq=OuterRef("waiting_seq"))
+    )
+    return (
+        _with_waiting_buyer_message()
+        .filter(
+            status__in=OPEN_STATUSES,
+            first_responded_at__isnull=False,
+            waiting_since__lt=now - settings.REFUNDCHAT_NEXT_RESPONSE_SLA,
+        )
+        .filter(~Exists(reported))
+    )
+
+
+def _waiting_period(ticket_id: int) -> tuple[int, datetime] | None:
+    """The seq and time of the buyer message that opened the current waiting period, if one is open."""
+    row = _with_waiting_buyer_message().filter(pk=ticket_id).values_list("waiting_seq", "waiting_since").first()
+    if row is None or row[0] is None:
+        return None
+    return row[0], row[1]
+
+
+def _escalate_unanswered_reply(ticket: RefundTicket, now: datetime) -> None:
+    """A buyer has waited past the next-response promise: flag it in the queue and tell the team leads,
+    once per waiting period (the period is named by the seq of the buyer message that opened it)."""
+    period = _waiting_period(ticket.pk)
+    assert period is not None  # checked by the candidates query under the ticket's lock
+    since_seq, since = period
+    ticket.next_response_breached_at = now
+    ticket.save(update_fields=["next_response_breached_at", "updated_at"])
+    TicketEvent.objects.create(
+        ticket=ticket,
+        kind=TicketEventKind.TIMER,
+        data={"timer": NEXT_RESPONSE_RULE, "since_seq": since_seq, "waiting_since": since.isoformat()},
+        visible_to_buyer=False,
+    )
+    services.publish_ticket_changed(ticket=ticket, notify_buyer=False)
+    _email_role(
+        ticket,
+        permission="tickets.arbitrate",
+        subject=_("[RefundChat] %(number)s: the buyer is waiting for a reply") % {"number": ticket.number},
+        body=_(
+            "The buyer of %(number)s wrote at %(since)s and has had no reply since; "
+            "the promise is an answer within %(sla)s."
+        )
+        % {
+            "number": ticket.number,
+            "since": timezone.localtime(since).strftime("%m-%d %H:%M"),
+            "sla": format_duration(settings.REFUNDCHAT_NEXT_RESPONSE_SLA),
+        },
+    )
+
+
+def clear_answered_replies() -> int:
+    """Lower the next-response flag of tickets whose waiting buyer got a staff reply (or that ended).
+
+    The message path is not touched for this: the beat run does it, so the flag lags a reply by at most
+    one run. Returns how many flags were lowered.
+    """
+    cleared = 0
+    for ticket_id in RefundTicket.objects.filter(next_response_breached_at__isnull=False).values_list("pk", flat=True):
+        with transaction.atomic():
+            ticket = RefundTicket.objects.select_for_update(of=("self",)).get(pk=ticket_id)
+            if ticket.next_response_breached_at is None:
+                continue
+            reported = (
+                TicketEvent.objects.filter(ticket=ticket, kind=TicketEventKind.TIMER, data__timer=NEXT_RESPONSE_RULE)
+                .order_by("-created_at", "-id")
+                .values_list("data__since_seq", flat=True)
+                .first()
+            )
+            period = _waiting_period(ticket.pk)
+            if ticket.is_open and period is not None and period[0] == reported:
+                continue  # the same buyer message is still waiting
+            ticket.next_response_breached_at = None
+            ticket.save(update_fields=["next_response_breached_at", "updated_at"])
+            services.publish_ticket_changed(ticket=ticket, notify_buyer=False)
+            cleared += 1
+    return cleared
 
 
 def _return_reminder_due(now: datetime) -> QuerySet[RefundTicket]:
@@ -130,6 +249,7 @@ def _alarm_refund_overdue(ticket: RefundTicket, now: datetime) -> None:
 
 RULES = (
     Rule("first_response_breached", _unanswered, _escalate_unanswered),
+    Rule(NEXT_RESPONSE_RULE, _unanswered_reply, _escalate_unanswered_reply, once_per_ticket=False),
     Rule("return_reminder", _return_reminder_due, _remind_return),
     Rule("return_not_shipped", _return_close_due, _close_unshipped),
     Rule("evidence_not_sent", _evidence_close_due, _close_without_evidence),
@@ -140,20 +260,26 @@ RULES = (
 def run_timers(*, now: datetime | None = None) -> dict[str, int]:
     """Apply every rule to every ticket it is due for; returns how many tickets each rule acted on."""
     now = now or timezone.now()
+    clear_answered_replies()
     done: dict[str, int] = {}
     for rule in RULES:
         done[rule.name] = 0
-        for ticket_id in rule.candidates(now).filter(_not_done(rule.name)).values_list("pk", flat=True):
+        for ticket_id in _due(rule, now).values_list("pk", flat=True):
             if _apply(rule, ticket_id, now):
                 done[rule.name] += 1
     return done
+
+
+def _due(rule: Rule, now: datetime) -> QuerySet[RefundTicket]:
+    candidates = rule.candidates(now)
+    return candidates.filter(_not_done(rule.name)) if rule.once_per_ticket else candidates
 
 
 def _apply(rule: Rule, ticket_id: int, now: datetime) -> bool:
     with transaction.atomic():
         ticket = RefundTicket.objects.select_for_update(of=("self",)).select_related("order").get(pk=ticket_id)
         # Checked again under the lock: the ticket may have moved, or another beat run got here first.
-        due = rule.candidates(now).filter(_not_done(rule.name), pk=ticket_id).exists()
+        due = _due(rule, now).filter(pk=ticket_id).exists()
         if not due:
             return False
         rule.act(ticket, now)

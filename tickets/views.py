@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import with_unread
+from refundchat.errors import Refused
 from tickets import payouts, selectors, services, workflow
 from tickets.forms import RefundRequestForm, TransitionForm
 from tickets.models import RefundTicket
@@ -99,15 +100,21 @@ def perform_transition(request: AuthenticatedRequest, *, ticket: RefundTicket, n
     transition = workflow.TRANSITIONS.get(name)
     if transition is None:
         raise Http404("No such action")
-    form = TransitionForm(request.POST, transition=transition, ticket=ticket, prefix=name)
+    form = TransitionForm(request.POST, request.FILES, transition=transition, ticket=ticket, prefix=name)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, str(error))
         return
     try:
-        workflow.do_transition(ticket_id=ticket.pk, name=name, user=request.user, given=form.transition_input())
-    except workflow.TransitionRefused as refused:
+        if photos := form.photos():
+            workflow.do_transition_with_photos(
+                ticket_id=ticket.pk, name=name, user=request.user, given=form.transition_input(), photos=photos
+            )
+        else:
+            workflow.do_transition(ticket_id=ticket.pk, name=name, user=request.user, given=form.transition_input())
+    except Refused as refused:
+        # A refused transition, or a photo refused by media's content checks: nothing was kept.
         messages.error(request, refused.message)
     else:
         messages.success(request, _("Done: %(action)s.") % {"action": transition.label})

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -72,6 +74,9 @@ CARRIERS: dict[str, tuple[Promise, re.Pattern[str]]] = {
     "EMS": (gettext_lazy("China Post EMS"), re.compile(r"^([A-Z]{2}\d{9}CN|1\d{12})$")),
     "YUNDA": (gettext_lazy("Yunda Express"), re.compile(r"^(31|43|46|53)\d{11,13}$")),
 }
+
+# Photos attached to one step (the warehouse's condition photos); the ticket's file quota applies too.
+MAX_PHOTOS = 10
 
 OPEN_BEFORE_DECISION = frozenset({S.REQUESTED, S.AWAITING_EVIDENCE, S.UNDER_REVIEW})
 
@@ -407,6 +412,42 @@ def do_transition(
         )
         _schedule_side_effects(ticket=ticket, event=event)
     return event
+
+
+def do_transition_with_photos(
+    *,
+    ticket_id: int,
+    name: str,
+    user: User,
+    given: TransitionInput | None = None,
+    photos: Sequence[UploadedFile] = (),
+) -> TicketEvent:
+    """`do_transition`, with photos kept as attachments of the ticket and linked from the event
+    (data["photos"]: the attachment ids), e.g. the warehouse's photos of a returned item's condition.
+
+    All or nothing: every photo is checked by its content first (media.staff_files, the rules of chat
+    uploads); a refused photo, or a refused transition, keeps no photo and changes nothing.
+    """
+    from media import staff_files
+
+    given = given or TransitionInput()
+    if len(photos) > MAX_PHOTOS:
+        raise TransitionRefused(
+            "too_many_photos", _("At most %(count)d photos can be attached at once.") % {"count": MAX_PHOTOS}
+        )
+    checked = staff_files.check_files(files=photos)
+    try:
+        with transaction.atomic():
+            ticket = RefundTicket.objects.select_for_update(of=("self",)).get(pk=ticket_id)
+            attachments = [staff_files.store_file(ticket=ticket, uploader=user, checked=item) for item in checked]
+            data = (
+                {**given.data, "photos": [attachment.pk for attachment in attachments]} if attachments else given.data
+            )
+            return do_transition(ticket_id=ticket_id, name=name, user=user, given=replace(given, data=data))
+    except BaseException:
+        # Nothing was committed: no moved original may stay behind.
+        staff_files.discard(checked)
+        raise
 
 
 def _commit_amount(*, ticket: RefundTicket, amount_cents: int) -> dict[str, object]:

@@ -46,7 +46,7 @@
       case "mine": return open && row.dataset.agentId === me;
       case "unassigned": return open && !row.dataset.agentId;
       case "waiting": return WAITING.indexOf(status) >= 0;
-      case "sla": return open && row.dataset.answered === "0" && Number(row.dataset.due) <= Date.now() / 1000 + SLA_WINDOW_SECONDS;
+      case "sla": return open && ((row.dataset.answered === "0" && Number(row.dataset.due) <= Date.now() / 1000 + SLA_WINDOW_SECONDS) || row.dataset.replyOverdue === "1");
       case "escalated": return status === "escalated";
       case "closed": return !open;
       default: return open;

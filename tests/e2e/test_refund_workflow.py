@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
+from media.models import Attachment, AttachmentStatus
 from tests import factories
 from tests.e2e.conftest import LiveStack, log_in
 from tickets.models import RefundTicket
@@ -31,13 +37,15 @@ def staff_page(browser: Any, stack: LiveStack, username: str, ticket: RefundTick
     return page
 
 
-def take(page: Any, name: str, fields: dict[str, str] | None = None) -> None:
+def take(page: Any, name: str, fields: dict[str, str | Path] | None = None) -> None:
     action = page.get_by_test_id(f"action-{name}")
     if not action.evaluate("details => details.open"):
         action.locator("summary").click()
     for field, value in (fields or {}).items():
         control = action.locator(f"[name='{name}-{field}']")
-        if control.evaluate("el => el.tagName") == "SELECT":
+        if isinstance(value, Path):
+            control.set_input_files(str(value))
+        elif control.evaluate("el => el.tagName") == "SELECT":
             control.select_option(value)
         elif control.get_attribute("type") == "checkbox":
             control.check()
@@ -46,7 +54,18 @@ def take(page: Any, name: str, fields: dict[str, str] | None = None) -> None:
     page.get_by_test_id(f"submit-{name}").click()
 
 
-def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot):
+def parcel_photo() -> bytes:
+    """A photo-like JPEG: a brown box on a grey table."""
+    image = Image.new("RGB", (640, 480), (200, 200, 196))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((150, 120, 490, 380), fill=(176, 128, 80), outline=(120, 80, 40), width=6)
+    draw.line((150, 250, 490, 250), fill=(220, 200, 150), width=14)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot, tmp_path):
     alice = factories.buyer(username="alice", first_name="Alice")
     factories.agent(username="agent", first_name="Wei")
     factories.staff(Role.WAREHOUSE, username="warehouse")
@@ -82,8 +101,39 @@ def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot):
     expect(warehouse.get_by_test_id("return-row")).to_contain_text("SF1234567890123")
     screenshot(warehouse, "warehouse-returns")
     warehouse.get_by_test_id("return-row").get_by_role("link").click()
-    take(warehouse, "receive_return", {"condition": "intact"})
+    # The warehouse photographs the parcel's content with the receipt.
+    photo = tmp_path / "IMG_2041.jpg"
+    photo.write_bytes(parcel_photo())
+    form = warehouse.get_by_test_id("action-receive_return")
+    if not form.evaluate("details => details.open"):
+        form.locator("summary").click()
+    form.get_by_test_id("condition-photos").set_input_files(str(photo))
+    screenshot(warehouse, "warehouse-receipt-form")
+    take(warehouse, "receive_return", {"condition": "intact", "photos": photo})
     expect(current).to_have_attribute("data-status", "return_received")
+    attachment = Attachment.objects.get(ticket=ticket)
+    assert (attachment.uploader.username, attachment.sha256) == (
+        "warehouse",
+        hashlib.sha256(photo.read_bytes()).hexdigest(),
+    )
+    # Once the worker made its thumbnail, staff and the buyer see it in the timeline, linked to the photo.
+    deadline = time.monotonic() + 20
+    while Attachment.objects.get(pk=attachment.pk).status != AttachmentStatus.READY:
+        assert time.monotonic() < deadline, "the photo was not processed"
+        time.sleep(0.2)
+    warehouse.reload()
+    staff_photo = warehouse.get_by_test_id("timeline-photo")
+    expect(staff_photo).to_have_attribute("href", f"/attachments/{attachment.pk}/original")
+    expect(staff_photo.locator("img")).to_be_visible()
+    buyer.reload()
+    buyer.get_by_test_id("timeline").locator("xpath=..").locator("summary").click()
+    thumbnail = buyer.get_by_test_id("timeline-photo").locator("img")
+    expect(thumbnail).to_be_visible()
+    # The thumbnail really loads through the permission-checked attachment view.
+    buyer.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
+    buyer.get_by_test_id("timeline").scroll_into_view_if_needed()
+    screenshot(buyer, "buyer-timeline-condition-photo")
+    screenshot(warehouse, "warehouse-timeline-condition-photo")
 
     finance = staff_page(browser, live_stack, "finance", ticket)
     screenshot(finance, "finance-ticket-actions")

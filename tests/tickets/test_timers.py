@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.core import mail
+from django.test import Client
 from django.utils import timezone
 
+from messaging import realtime
+from messaging import services as messaging_services
 from messaging.models import Message
 from tests import factories
-from tickets import timers, workflow
+from tickets import selectors, services, timers, workflow
 from tickets.models import Order, Payout, RefundTicket, TicketEvent, TicketStatus
 from tickets.roles import Role
 from tickets.workflow import TransitionInput
@@ -65,6 +72,7 @@ def test_return_not_shipped_is_reminded_on_day_5_and_closed_on_day_7(django_capt
     # Nothing is due on day 6 (the unanswered-ticket alarm went off on day 5's run).
     assert run_at(start + timedelta(days=6), django_capture_on_commit_callbacks) == {
         "first_response_breached": 0,
+        "next_response_breached": 0,
         "return_reminder": 0,
         "return_not_shipped": 0,
         "evidence_not_sent": 0,
@@ -180,3 +188,146 @@ def test_express_refund_not_for_a_buyer_with_a_rejected_request(django_capture_o
         ticket = factories.open_ticket(order=factories.order_with_items(buyer=buyer, items=[(2900, 1)]))
     ticket.refresh_from_db()
     assert ticket.status == TicketStatus.REQUESTED
+
+
+# --- next response ------------------------------------------------------------------
+
+
+def say(ticket: RefundTicket, sender: Any, at: datetime, body: str = "…") -> None:
+    """A chat message through the real message path, at a frozen moment."""
+    with time_machine.travel(at, tick=False):
+        messaging_services.post_message(
+            conversation_id=ticket.conversation.pk, sender=sender, body=body, client_id=uuid.uuid4()
+        )
+
+
+def claimed(start: datetime) -> tuple[RefundTicket, Any]:
+    """A ticket an agent claimed and answered at `start` (the first response)."""
+    agent = factories.agent()
+    with time_machine.travel(start, tick=False):
+        ticket = new_ticket()
+        services.claim_ticket(ticket_id=ticket.pk, agent=agent)
+    say(ticket, agent, start, "您好，请问有什么可以帮您？")
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is not None
+    return ticket, agent
+
+
+def lead_mail() -> list[Any]:
+    return [m for m in mail.outbox if m.to == ["lead@example.com"]]
+
+
+def in_sla_view(ticket: RefundTicket) -> bool:
+    return selectors.console_queue(view="sla", user=factories.agent()).filter(pk=ticket.pk).exists()
+
+
+NEXT = settings.REFUNDCHAT_NEXT_RESPONSE_SLA
+
+
+def test_buyer_waiting_past_the_next_response_promise_escalates_once(django_capture_on_commit_callbacks, published):
+    factories.staff(Role.MANAGER, email="lead@example.com")
+    start = timezone.now()
+    ticket, _agent = claimed(start)
+    asked = start + timedelta(minutes=10)
+    say(ticket, ticket.buyer, asked, "我的退款怎么样了？")
+    # Neither a follow-up from the buyer nor a system message restarts or stops the clock.
+    say(ticket, ticket.buyer, asked + timedelta(hours=1), "在吗？")
+    with time_machine.travel(asked + timedelta(hours=2), tick=False):
+        messaging_services.post_system_message(
+            conversation_id=ticket.conversation.pk, body="系统消息", key=uuid.uuid4()
+        )
+
+    assert (
+        run_at(asked + NEXT - timedelta(minutes=1), django_capture_on_commit_callbacks)["next_response_breached"] == 0
+    )
+    ticket.refresh_from_db()
+    assert ticket.next_response_breached_at is None
+    assert not in_sla_view(ticket)
+
+    published.clear()
+    breach = asked + NEXT + timedelta(minutes=1)
+    assert run_at(breach, django_capture_on_commit_callbacks)["next_response_breached"] == 1
+    ticket.refresh_from_db()
+    assert ticket.next_response_breached_at == breach
+    assert in_sla_view(ticket)
+    # The queue hears of it; the buyer's tabs do not (it is internal).
+    groups = [group for group, frame in published if frame["type"] == "ticket.updated"]
+    assert realtime.QUEUE_GROUP in groups
+    assert realtime.user_group(ticket.buyer_id) not in groups
+    event = TicketEvent.objects.get(ticket=ticket, data__timer="next_response_breached")
+    first_buyer_seq = Message.objects.get(conversation=ticket.conversation, body="我的退款怎么样了？").seq
+    assert (event.data["since_seq"], event.visible_to_buyer) == (first_buyer_seq, False)
+    assert len(lead_mail()) == 1
+    assert ticket.number in lead_mail()[0].subject
+    # The console's "SLA at risk" view lists it, marked as a reply overdue.
+    console = Client()
+    console.force_login(factories.agent())
+    page = console.get("/console/?view=sla").content.decode()
+    row = re.search(rf'<tr data-testid="queue-item" data-ticket-id="{ticket.pk}".*?</tr>', page, re.S)
+    assert row is not None
+    assert 'data-reply-overdue="1"' in row.group(0)
+    assert 'data-testid="reply-overdue"' in row.group(0)
+
+    # Idempotent: the same run twice, and later runs, tell nobody again.
+    assert run_at(breach, django_capture_on_commit_callbacks)["next_response_breached"] == 0
+    assert run_at(breach + timedelta(hours=5), django_capture_on_commit_callbacks)["next_response_breached"] == 0
+    assert len(lead_mail()) == 1
+    assert TicketEvent.objects.filter(ticket=ticket, data__timer="next_response_breached").count() == 1
+
+
+def test_no_escalation_when_staff_answered_in_time(django_capture_on_commit_callbacks):
+    factories.staff(Role.MANAGER, email="lead@example.com")
+    start = timezone.now()
+    ticket, agent = claimed(start)
+    say(ticket, ticket.buyer, start + timedelta(minutes=10), "什么时候退款？")
+    say(ticket, agent, start + timedelta(minutes=40), "今天之内处理。")
+    assert run_at(start + NEXT * 3, django_capture_on_commit_callbacks)["next_response_breached"] == 0
+    ticket.refresh_from_db()
+    assert ticket.next_response_breached_at is None
+    assert lead_mail() == []
+    assert not TicketEvent.objects.filter(ticket=ticket, data__timer="next_response_breached").exists()
+
+
+def test_a_staff_reply_clears_the_flag_and_a_new_buyer_message_starts_a_new_period(
+    django_capture_on_commit_callbacks,
+):
+    factories.staff(Role.MANAGER, email="lead@example.com")
+    start = timezone.now()
+    ticket, agent = claimed(start)
+    say(ticket, ticket.buyer, start + timedelta(minutes=10), "第一次问")
+    first_breach = start + timedelta(minutes=10) + NEXT + timedelta(minutes=1)
+    assert run_at(first_breach, django_capture_on_commit_callbacks)["next_response_breached"] == 1
+
+    answered = first_breach + timedelta(minutes=30)
+    say(ticket, agent, answered, "抱歉久等了。")
+    run_at(answered + timedelta(minutes=1), django_capture_on_commit_callbacks)
+    ticket.refresh_from_db()
+    assert ticket.next_response_breached_at is None
+    assert not in_sla_view(ticket)
+    assert len(lead_mail()) == 1
+
+    asked_again = answered + timedelta(hours=1)
+    say(ticket, ticket.buyer, asked_again, "第二次问")
+    assert (
+        run_at(asked_again + NEXT - timedelta(minutes=1), django_capture_on_commit_callbacks)["next_response_breached"]
+        == 0
+    )
+    second_breach = asked_again + NEXT + timedelta(minutes=1)
+    assert run_at(second_breach, django_capture_on_commit_callbacks)["next_response_breached"] == 1
+    assert (
+        run_at(second_breach + timedelta(minutes=1), django_capture_on_commit_callbacks)["next_response_breached"] == 0
+    )
+    ticket.refresh_from_db()
+    assert ticket.next_response_breached_at == second_breach
+    assert in_sla_view(ticket)
+    assert len(lead_mail()) == 2
+    periods = TicketEvent.objects.filter(ticket=ticket, data__timer="next_response_breached").order_by("id")
+    asked = Message.objects.filter(conversation=ticket.conversation, body__in=["第一次问", "第二次问"]).order_by("seq")
+    assert [event.data["since_seq"] for event in periods] == [message.seq for message in asked]
+
+
+def test_a_ticket_never_answered_is_left_to_the_first_response_rule(django_capture_on_commit_callbacks):
+    ticket = new_ticket()
+    say(ticket, ticket.buyer, timezone.now(), "有人吗？")
+    later = timezone.now() + NEXT * 2
+    assert run_at(later, django_capture_on_commit_callbacks)["next_response_breached"] == 0
