@@ -4,19 +4,26 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from tickets import outbox
 from tickets.formatting import format_cny
 from tickets.models import (
     AgentProfile,
+    CannedReply,
+    Label,
+    NoteMention,
     Order,
     OrderItem,
     OutboxMessage,
     Payout,
     RefundTicket,
     RefundTicketItem,
+    SatisfactionRating,
     TicketEvent,
+    TicketLabel,
+    TicketNote,
 )
 
 
@@ -90,7 +97,9 @@ class RefundTicketAdmin(admin.ModelAdmin):
     list_select_related = ("order", "buyer", "assigned_agent")
     raw_id_fields = ("order", "buyer", "assigned_agent")
     # State changes go through the services (issue #5), never through a form field.
-    readonly_fields = ("status", "created_at", "updated_at", "first_responded_at", "resolved_at")
+    readonly_fields = ("status", "created_at", "updated_at", "first_responded_at", "resolved_at", "team")
+    # Labels and team change in the console (services.set_labels, transfer_to_team), each with its event.
+    exclude = ("labels",)
     inlines = [RefundTicketItemInline, TicketEventInline]
 
     @admin.display(description=_("number"), ordering="id")
@@ -171,3 +180,73 @@ class AgentProfileAdmin(admin.ModelAdmin):
     search_fields = ("user__username",)
     list_select_related = ("user",)
     readonly_fields = ("last_assigned_at",)
+
+
+@admin.register(Label)
+class LabelAdmin(admin.ModelAdmin):
+    """Managers keep the list of labels agents put on tickets."""
+
+    list_display = ("name", "colour", "swatch")
+    search_fields = ("name",)
+
+    @admin.display(description=_("colour"))
+    def swatch(self, obj: Label) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:2.5em;height:1em;border-radius:4px;background:{}"></span>',
+            obj.colour,
+        )
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    """Team replies have no owner; agents' personal ones are listed too (they edit them in the console)."""
+
+    list_display = ("title", "language", "owner", "updated_at")
+    list_filter = ("language", ("owner", admin.EmptyFieldListFilter))
+    search_fields = ("title", "body", "owner__username")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
+
+
+@admin.register(TicketLabel)
+class TicketLabelAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    """Which ticket carries which label; set in the console, where each change is an event."""
+
+    list_display = ("ticket", "label")
+    list_filter = ("label",)
+    search_fields = ("=ticket__id", "label__name")
+    list_select_related = ("ticket", "label")
+
+
+@admin.register(NoteMention)
+class NoteMentionAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("note", "user", "seen_at")
+    list_filter = ("seen_at",)
+    search_fields = ("=note__ticket__id", "user__username")
+    list_select_related = ("note", "note__ticket", "user")
+
+
+class NoteMentionInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = NoteMention
+    extra = 0
+    fields = ("user", "seen_at")
+    readonly_fields = fields
+
+
+@admin.register(TicketNote)
+class TicketNoteAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    """Internal notes are part of the record: read-only here."""
+
+    list_display = ("created_at", "ticket", "author", "body")
+    search_fields = ("=ticket__id", "body", "author__username")
+    list_select_related = ("ticket", "author")
+    inlines = [NoteMentionInline]
+
+
+@admin.register(SatisfactionRating)
+class SatisfactionRatingAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    list_display = ("ticket", "score", "comment", "created_at")
+    list_filter = ("score", "created_at")
+    search_fields = ("=ticket__id", "comment")
+    list_select_related = ("ticket",)
+    date_hierarchy = "created_at"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tickets import console_views
+from tickets import console_views, workspace_views
 
 app_name = "console"
 
@@ -14,4 +14,18 @@ urlpatterns = [
     path("payouts/", console_views.payouts_list, name="payouts"),
     path("payouts/<int:payout_id>/<slug:decision>/", console_views.payout_decision, name="payout_decision"),
     path("returns/", console_views.returns_list, name="returns"),
+]
+
+# The agents' workspace (tickets/workspace_views.py).
+urlpatterns += [
+    path("tickets/<int:ticket_id>/notes/", workspace_views.add_note, name="add_note"),
+    path("tickets/<int:ticket_id>/labels/", workspace_views.set_labels, name="set_labels"),
+    path("tickets/<int:ticket_id>/team/", workspace_views.team_transfer, name="team_transfer"),
+    path("mentions/", workspace_views.mentions, name="mentions"),
+    path("mentions/seen/", workspace_views.mentions_seen, name="mentions_seen"),
+    path("replies/", workspace_views.canned_list, name="canned_list"),
+    path("replies/new/", workspace_views.canned_edit, name="canned_new"),
+    path("replies/<int:reply_id>/", workspace_views.canned_edit, name="canned_edit"),
+    path("replies/<int:reply_id>/delete/", workspace_views.canned_delete, name="canned_delete"),
+    path("search/", workspace_views.search_view, name="search"),
 ]

@@ -19,9 +19,9 @@ from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
-from tickets import payouts, routing, selectors, services
+from tickets import notes, payouts, routing, selectors, services
+from tickets.console_forms import ConsoleQueueFilterForm
 from tickets.formatting import format_cny
-from tickets.forms import QueueFilterForm
 from tickets.models import Payout
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 from tickets.views import perform_transition, transition_actions
@@ -43,7 +43,7 @@ def queue(request: AuthenticatedRequest) -> HttpResponse:
     view = request.GET.get("view", "open")
     if view not in selectors.QUEUE_VIEWS:
         view = "open"
-    filter_form = QueueFilterForm(request.GET or None)
+    filter_form = ConsoleQueueFilterForm(request.GET or None)
     tickets = with_unread(
         selectors.console_queue(view=view, user=request.user, filters=filter_form.queue_filters()), user=request.user
     )
@@ -61,6 +61,7 @@ def queue(request: AuthenticatedRequest) -> HttpResponse:
             "views": [(name, VIEW_LABELS[name], counts[name]) for name in selectors.QUEUE_VIEWS],
             "filter_form": filter_form,
             "filters_query": query.urlencode(),
+            "unseen_mentions": notes.unseen_mention_count(user=request.user),
         },
     )
 
@@ -78,14 +79,18 @@ VIEW_LABELS = {
 
 @console_required
 def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
+    from tickets.workspace_views import workspace_context
+
     ticket = selectors.get_console_ticket(ticket_id=ticket_id)
+    events = list(selectors.timeline(ticket=ticket, for_buyer=False))
     return render(
         request,
         "console/ticket.html",
         {
             "ticket": ticket,
             "order": ticket.order,
-            "events": selectors.timeline(ticket=ticket, for_buyer=False),
+            "events": events,
+            **workspace_context(request, ticket=ticket, events=events),
             **chat_context(
                 conversation=ticket.conversation,
                 viewer=request.user,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -117,6 +118,13 @@ class ReturnCondition(models.TextChoices):
     MISSING_PARTS = "missing_parts", _("Parts missing")
 
 
+class Team(models.TextChoices):
+    """Back-office teams a ticket can be handed to; its agent keeps the chat with the buyer."""
+
+    FINANCE = "finance", _("Finance")
+    WAREHOUSE = "warehouse", _("Warehouse")
+
+
 class RefundTicket(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("order"))
     # Denormalised from the order so that permission checks and queues need no join.
@@ -157,7 +165,15 @@ class RefundTicket(models.Model):
     first_responded_at = models.DateTimeField(_("first responded at"), null=True, blank=True)
     # Set by the timer when the first-response promise ran out with no answer.
     sla_breached_at = models.DateTimeField(_("first-response promise broken at"), null=True, blank=True)
+    # Set by the timer while a buyer message has waited past the next-response promise with no staff
+    # reply after it; the timer clears it once staff answered (tickets/timers.py).
+    next_response_breached_at = models.DateTimeField(_("next-response promise broken at"), null=True, blank=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    # Handed to a back-office team (finance, warehouse) for an answer; the agent keeps the chat.
+    team = models.CharField(_("handed to team"), max_length=16, choices=Team.choices, blank=True, default="")
+    labels: models.ManyToManyField[Label, TicketLabel] = models.ManyToManyField(
+        "Label", through="TicketLabel", blank=True, related_name="tickets", verbose_name=_("labels")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -165,9 +181,6 @@ class RefundTicket(models.Model):
         verbose_name_plural = _("refund tickets")
         permissions = [
             ("use_console", _("Can open the agent console")),
-    # Set by the timer while a buyer message has waited past the next-response promise with no staff
-    # reply after it; the timer clears it once staff answered (tickets/timers.py).
-    next_response_breached_at = models.DateTimeField(_("next-response promise broken at"), null=True, blank=True)
             ("handle_ticket", _("Can claim and answer refund tickets")),
             ("receive_return", _("Can confirm returned parcels")),
             ("manage_payout", _("Can pay out refunds")),
@@ -177,6 +190,7 @@ class RefundTicket(models.Model):
             models.Index(fields=["status", "first_response_due_at"], name="ticket_status_due_idx"),
             models.Index(fields=["buyer", "-created_at"], name="ticket_buyer_created_idx"),
             models.Index(fields=["assigned_agent", "status"], name="ticket_agent_status_idx"),
+            models.Index(fields=["team", "status"], condition=~Q(team=""), name="ticket_team_idx"),
         ]
 
     def __str__(self) -> str:
@@ -219,6 +233,9 @@ class TicketEventKind(models.TextChoices):
     FIRST_RESPONSE = "first_response", _("First response")
     PAYOUT = "payout", _("Payout")
     TIMER = "timer", _("Timer")
+    LABELS = "labels", _("Labels changed")
+    TEAM = "team", _("Handed to a team")
+    RATING = "rating", _("Satisfaction rated")
 
 
 class TicketEvent(models.Model):
@@ -381,3 +398,145 @@ class AgentProfile(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+# --- The agents' workspace (issue #6): teams, labels, internal notes, canned replies, satisfaction ---------------
+
+
+class Label(models.Model):
+    """A tag agents put on tickets (VIP, fraud suspected, 11.11 …); managed in the admin."""
+
+    name = models.CharField(_("name"), max_length=40, unique=True)
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#64748b",
+        help_text=_("A hex colour such as #e11d48."),
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour such as #e11d48."))],
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        constraints = [models.CheckConstraint(condition=Q(colour__regex=r"^#[0-9a-fA-F]{6}$"), name="label_colour_hex")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TicketLabel(models.Model):
+    """A label on a ticket (the through table of RefundTicket.labels)."""
+
+    ticket = models.ForeignKey(RefundTicket, on_delete=models.CASCADE, related_name="+", verbose_name=_("ticket"))
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="+", verbose_name=_("label"))
+
+    class Meta:
+        verbose_name = _("ticket label")
+        verbose_name_plural = _("ticket labels")
+        constraints = [models.UniqueConstraint(fields=["ticket", "label"], name="ticketlabel_unique")]
+        indexes = [models.Index(fields=["label", "ticket"], name="ticketlabel_label_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket_id}:{self.label_id}"
+
+
+class TicketNote(models.Model):
+    """An internal note on a ticket: staff only, never shown or sent to the buyer."""
+
+    ticket = models.ForeignKey(RefundTicket, on_delete=models.CASCADE, related_name="notes", verbose_name=_("ticket"))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("author")
+    )
+    body = models.TextField(_("note"), max_length=2000)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("internal note")
+        verbose_name_plural = _("internal notes")
+        indexes = [models.Index(fields=["ticket", "created_at"], name="ticketnote_ticket_idx")]
+        constraints = [models.CheckConstraint(condition=~Q(body=""), name="ticketnote_body_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.body[:40]}"
+
+
+class NoteMention(models.Model):
+    """A staff member @mentioned in a note: their notification until they have seen it."""
+
+    note = models.ForeignKey(TicketNote, on_delete=models.CASCADE, related_name="mentions", verbose_name=_("note"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="note_mentions", verbose_name=_("mentioned")
+    )
+    seen_at = models.DateTimeField(_("seen at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("mention")
+        verbose_name_plural = _("mentions")
+        constraints = [models.UniqueConstraint(fields=["note", "user"], name="notemention_unique")]
+        indexes = [models.Index(fields=["user", "seen_at"], name="notemention_user_seen_idx")]
+
+    def __str__(self) -> str:
+        return f"@{self.user} {self.note.ticket}"
+
+
+class ReplyLanguage(models.TextChoices):
+    ZH_HANS = "zh-hans", "简体中文"
+    EN = "en", "English"
+
+
+class CannedReply(models.Model):
+    """A saved answer: personal (owner set) or shared by the team (no owner, managers edit it).
+
+    The text may use {buyer_name}, {order_no}, {refund_amount} and {eta}, filled from the ticket.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_replies",
+        verbose_name=_("owner"),
+        help_text=_("Empty for a team reply that every agent can use."),
+    )
+    title = models.CharField(_("title"), max_length=80)
+    language = models.CharField(_("language"), max_length=10, choices=ReplyLanguage.choices)
+    body = models.TextField(_("text"), max_length=2000)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["title", "id"]
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+        permissions = [("manage_team_replies", _("Can edit the team's canned replies in the console"))]
+        indexes = [models.Index(fields=["owner", "language"], name="cannedreply_owner_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(body=""), name="cannedreply_body_not_empty"),
+            models.CheckConstraint(condition=Q(language__in=["zh-hans", "en"]), name="cannedreply_language_known"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SatisfactionRating(models.Model):
+    """The buyer's 1–5 rating of how their ticket was handled: at most one per ticket."""
+
+    ticket = models.OneToOneField(
+        RefundTicket, on_delete=models.CASCADE, related_name="rating", verbose_name=_("ticket")
+    )
+    score = models.PositiveSmallIntegerField(_("score"))
+    comment = models.TextField(_("comment"), max_length=1000, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("satisfaction rating")
+        verbose_name_plural = _("satisfaction ratings")
+        constraints = [models.CheckConstraint(condition=Q(score__gte=1, score__lte=5), name="rating_score_1_to_5")]
+
+    def __str__(self) -> str:
+        return f"{self.ticket} {self.score}/5"

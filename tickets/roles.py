@@ -38,7 +38,12 @@ GROUP_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "tickets.view_order",
     ),
     # plus view_* of every model, added by ensure_role_groups
-    Role.MANAGER: ("tickets.use_console", "tickets.arbitrate", "tickets.change_agentprofile"),
+    Role.MANAGER: (
+        "tickets.use_console",
+        "tickets.arbitrate",
+        "tickets.change_agentprofile",
+        "tickets.manage_team_replies",  # in the console; the admin stays view-only for managers
+    ),
 }
 
 AnyUser = User | AnonymousUser

@@ -79,7 +79,7 @@ def get_buyer_ticket(*, buyer: User, ticket_id: int) -> RefundTicket:
 
 def ticket_detail_queryset() -> QuerySet[RefundTicket]:
     return RefundTicket.objects.select_related(
-        "order", "buyer", "assigned_agent", "conversation", "payout"
+        "order", "buyer", "assigned_agent", "conversation", "payout", "rating"
     ).prefetch_related(
         Prefetch("items", queryset=RefundTicketItem.objects.select_related("order_item")),
         Prefetch("order__items", queryset=OrderItem.objects.order_by("id")),
@@ -110,6 +110,8 @@ class QueueFilters:
     max_amount_cents: int | None = None
     created_from: date | None = None
     created_to: date | None = None
+    label_id: int | None = None
+    team: str = ""
 
 
 def queue_view_condition(view: str, *, user: User, now: datetime) -> Q:
@@ -143,7 +145,9 @@ def console_queue(
     *, view: str = "open", user: User | None = None, filters: QueueFilters | None = None
 ) -> QuerySet[RefundTicket]:
     """The tickets of one queue view, the most urgent first-response deadline on top."""
-    tickets = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation")
+    tickets = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation").prefetch_related(
+        "labels"
+    )
     if user is not None:
         tickets = tickets.filter(queue_view_condition(view, user=user, now=timezone.now()))
     else:
@@ -161,6 +165,10 @@ def console_queue(
         tickets = tickets.filter(created_at__date__gte=filters.created_from)
     if filters.created_to:
         tickets = tickets.filter(created_at__date__lte=filters.created_to)
+    if filters.label_id is not None:
+        tickets = tickets.filter(labels=filters.label_id)
+    if filters.team:
+        tickets = tickets.filter(team=filters.team)
     # Unanswered tickets first, then by how soon the first-response promise runs out.
     return tickets.order_by(F("first_responded_at").asc(nulls_first=True), "first_response_due_at", "id")
 
@@ -169,7 +177,9 @@ def queue_row(*, ticket_id: int, user: User) -> RefundTicket | None:
     """One ticket as a queue row for `user` (any state: the page decides whether its view shows it)."""
     from messaging.selectors import with_unread
 
-    base = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation")
+    base = RefundTicket.objects.select_related("order", "buyer", "assigned_agent", "conversation").prefetch_related(
+        "labels"
+    )
     return with_unread(base, user=user).filter(pk=ticket_id).first()
 
 

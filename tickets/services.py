@@ -7,7 +7,7 @@ Celery tasks) with `transaction.on_commit`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,17 +19,21 @@ from django.utils.translation import gettext as _
 from messaging import realtime
 from messaging.models import Conversation
 from refundchat.celery import queue_after_commit
+from refundchat.errors import Refused
 from tickets import notifications, selectors
 from tickets.models import (
+    Label,
     Order,
     RefundKind,
     RefundReason,
     RefundTicket,
     RefundTicketItem,
+    Team,
     TicketEvent,
     TicketEventKind,
+    TicketLabel,
 )
-from tickets.roles import can_handle_tickets
+from tickets.roles import can_handle_tickets, can_use_console
 
 
 class TicketError(Exception):
@@ -227,3 +231,78 @@ def publish_ticket_changed(*, ticket: RefundTicket, notify_buyer: bool = True) -
         realtime.publish(group=realtime.conversation_group(conversation_id), frame=frame)
     if notify_buyer:
         realtime.publish(group=realtime.user_group(ticket.buyer_id), frame=frame)
+
+
+# --- The agents' workspace: labels and team hand-overs ---------------------------------------------------------
+
+
+class WorkspaceRefused(Refused):
+    """A label or team change that was not made; nothing changed."""
+
+
+def set_labels(*, ticket_id: int, by: User, label_ids: Iterable[int]) -> RefundTicket:
+    """Put exactly these labels on a ticket; one event lists what was added and removed."""
+    if not can_use_console(by):
+        raise WorkspaceRefused("not_permitted", _("You may not label tickets."))
+    wanted = set(label_ids)
+    known = set(Label.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    if wanted - known:
+        raise WorkspaceRefused("unknown_label", _("That label does not exist (any more)."))
+    with transaction.atomic():
+        ticket = RefundTicket.objects.select_for_update(of=("self",)).get(pk=ticket_id)
+        current = set(TicketLabel.objects.filter(ticket=ticket).values_list("label_id", flat=True))
+        added, removed = sorted(wanted - current), sorted(current - wanted)
+        if not added and not removed:
+            return ticket
+        TicketLabel.objects.filter(ticket=ticket, label_id__in=removed).delete()
+        TicketLabel.objects.bulk_create(TicketLabel(ticket=ticket, label_id=label_id) for label_id in added)
+        names = dict(Label.objects.filter(pk__in=added + removed).values_list("pk", "name"))
+        TicketEvent.objects.create(
+            ticket=ticket,
+            kind=TicketEventKind.LABELS,
+            actor=by,
+            reason=", ".join([f"+{names[i]}" for i in added] + [f"−{names[i]}" for i in removed])[:500],
+            data={"added": added, "removed": removed},
+            visible_to_buyer=False,
+        )
+        ticket.save(update_fields=["updated_at"])
+        publish_ticket_changed(ticket=ticket, notify_buyer=False)
+    return ticket
+
+
+def transfer_to_team(*, ticket_id: int, by: User, team: str, note: str = "") -> RefundTicket:
+    """Hand an open ticket to the finance or warehouse team with a note ("" hands it back to the agents).
+
+    The assigned agent keeps the conversation with the buyer; the team answers in notes and hands back.
+    """
+    if not can_use_console(by):
+        raise WorkspaceRefused("not_permitted", _("You may not hand tickets over."))
+    if team and team not in Team.values:
+        raise WorkspaceRefused("unknown_team", _("Choose the finance or the warehouse team."))
+    note = note.strip()[:500]
+    if team and not note:
+        raise WorkspaceRefused("note_required", _("Tell the team what you need from them."))
+    with transaction.atomic():
+        ticket = RefundTicket.objects.select_for_update(of=("self",)).get(pk=ticket_id)
+        if not ticket.is_open:
+            raise WorkspaceRefused("closed", _("This ticket is closed."))
+        if ticket.team == team:
+            raise WorkspaceRefused(
+                "unchanged",
+                _("The ticket is already with %(team)s.") % {"team": Team(team).label}
+                if team
+                else _("The ticket is not with a team."),
+            )
+        previous = ticket.team
+        ticket.team = team
+        ticket.save(update_fields=["team", "updated_at"])
+        TicketEvent.objects.create(
+            ticket=ticket,
+            kind=TicketEventKind.TEAM,
+            actor=by,
+            reason=note,
+            data={"team": team, "previous_team": previous},
+            visible_to_buyer=False,
+        )
+        publish_ticket_changed(ticket=ticket, notify_buyer=False)
+    return ticket

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tickets import views
+from tickets import csat_views, views
 
 app_name = "tickets"
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("refunds/", views.ticket_list, name="ticket_list"),
     path("refunds/<int:ticket_id>/", views.ticket_detail, name="ticket_detail"),
     path("refunds/<int:ticket_id>/actions/<slug:name>/", views.ticket_transition, name="ticket_transition"),
+    path("refunds/<int:ticket_id>/rating/", csat_views.rate_ticket, name="rate_ticket"),
     path("api/v1/payouts/callback/", views.payout_callback, name="payout_callback"),
 ]

@@ -493,10 +493,11 @@ def _refusal_for_state(ticket: RefundTicket) -> str:
 
 
 def _schedule_side_effects(*, ticket: RefundTicket, event: TicketEvent) -> None:
-    from tickets import notifications, services
+    from tickets import csat, notifications, services
 
     services.publish_ticket_changed(ticket=ticket)
     notifications.notify_status_changed(ticket=ticket, event=event)
+    csat.request_rating(ticket=ticket)
 
 
 def _cny(cents: int) -> str:

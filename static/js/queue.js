@@ -66,7 +66,7 @@
     refreshCounts();
   });
 
-  // Keyboard: j/k move, Enter opens, / goes to the filters.
+  // Keyboard: j/k move, Enter opens, / goes to the search box (the filters when there is none).
   var current = -1;
   function rows() { return body.querySelectorAll("[data-testid=queue-item]"); }
   function select(index) {
@@ -83,7 +83,8 @@
     else if (event.key === "k") { select(current - 1); event.preventDefault(); }
     else if (event.key === "Enter" && current >= 0) { rows()[current].querySelector("a").click(); }
     else if (event.key === "/") {
-      var first = document.querySelector("[data-testid=queue-filters] select, [data-testid=queue-filters] input:not([type=hidden])");
+      var first = document.querySelector("[data-testid=console-search]") ||
+        document.querySelector("[data-testid=queue-filters] select, [data-testid=queue-filters] input:not([type=hidden])");
       if (first) { first.focus(); event.preventDefault(); }
     }
   });
