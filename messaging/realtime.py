@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache, partial
@@ -57,13 +58,29 @@ def publish(*, group: str, frame: Frame) -> None:
 
 async def publish_ephemeral(*, group: str, frame: Frame) -> None:
     """Send a frame that nothing stores (typing) from async code, at once; losing it is harmless."""
+    try:
+        await _group_send(group, frame)
+    except Exception:
+        logger.exception("channel layer send to %s failed", group)
+
+
+# channels-redis draws every group_send from a pool that refuses (redis-py's MaxConnectionsError) rather than
+# waits once 100 connections are busy. Under load many consumers send at once: past this many in flight per
+# event loop, a send waits for a slot instead of being dropped.
+MAX_SENDS_IN_FLIGHT = 32
+_send_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def _group_send(group: str, frame: Frame) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
+    loop = asyncio.get_running_loop()
+    slots = _send_slots.get(loop)
+    if slots is None:
+        slots = _send_slots[loop] = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
+    async with slots:
         await layer.group_send(group, {"type": RELAY_EVENT_TYPE, "frame": frame})
-    except Exception:
-        logger.exception("channel layer send to %s failed", group)
 
 
 @cache
@@ -136,11 +153,8 @@ def _send_to_group(group: str, frame: Frame) -> None:
     if collected is not None:
         collected.append((group, frame))
         return
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        async_to_sync(layer.group_send)(group, {"type": RELAY_EVENT_TYPE, "frame": frame})
+        async_to_sync(_group_send)(group, frame)
     except Exception:
         # The database already holds the data; clients catch up on reconnect.
         logger.exception("channel layer send to %s failed", group)

@@ -39,12 +39,15 @@ def breakdown(path: Path) -> str:
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
-        stack, count = line.rsplit(" ", 1)
+        stack, count_text = line.rsplit(" ", 1)
+        if not count_text.isdigit():
+            continue  # a frame name with a space in it, cut by py-spy's line format
+        count = int(count_text)
         thread = stack.split(";", 1)[0]
         if SYNC_THREAD in thread:
-            sync[category(stack)] += int(count)
+            sync[category(stack)] += count
         elif "MainThread" in thread:
-            loop["idle (select)" if "EpollSelector.select" in stack else "busy"] += int(count)
+            loop["idle (select)" if "EpollSelector.select" in stack else "busy"] += count
     out = []
     for title, counter in (("sync (ORM) thread", sync), ("event loop thread", loop)):
         total = sum(counter.values())
@@ -62,6 +65,8 @@ def summarise(path: Path, top: int = 30) -> str:
         if not line.strip():
             continue
         stack, count = line.rsplit(" ", 1)
+        if not count.isdigit():
+            continue
         n = int(count)
         total += n
         frames = stack.split(";")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -55,3 +56,20 @@ def test_call_service_sends_nothing_from_a_rolled_back_transaction(published):
 
     assert async_to_sync(scenario)()
     assert published == []
+
+
+def test_many_sends_at_once_wait_for_a_slot_instead_of_failing(caplog):
+    # More concurrent group_sends than channels-redis' pool has connections (100): none may be dropped.
+    count = 3 * 100
+
+    async def scenario() -> list[int]:
+        layer: Any = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add("test.many", channel)
+        await asyncio.gather(
+            *(realtime.publish_ephemeral(group="test.many", frame={"type": "n", "n": n}) for n in range(count))
+        )
+        return sorted([(await layer.receive(channel))["frame"]["n"] for _ in range(count)])
+
+    assert async_to_sync(scenario)() == list(range(count))
+    assert "failed" not in caplog.text
