@@ -134,8 +134,11 @@ REFUNDCHAT_CHAT_WRITE_THREADS = int(os.environ.get("REFUNDCHAT_CHAT_WRITE_THREAD
 
 # --- Channels -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# With Redis: "redis-pubsub" (the default: one PUBLISH per group send, one subscription per group and process)
+# or "redis" (channels-redis' list per channel, with capacity and expiry; about twice the work per frame in
+# Daphne's event loop, docs/benchmarks.md). Both deliver at most once; clients recover from the database.
 # "memory" is for single-process tests; "sqlite" for `make run` without Redis.
-CHANNEL_LAYER_BACKEND = os.environ.get("REFUNDCHAT_CHANNEL_LAYER", "redis" if REDIS_URL else "sqlite")
+CHANNEL_LAYER_BACKEND = os.environ.get("REFUNDCHAT_CHANNEL_LAYER", "redis-pubsub" if REDIS_URL else "sqlite")
 if CHANNEL_LAYER_BACKEND == "redis":
     CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
         "default": {
@@ -147,6 +150,13 @@ if CHANNEL_LAYER_BACKEND == "redis":
                 # Separate stacks sharing one Redis (test runs, staging beside production) keep apart.
                 "prefix": os.environ.get("REFUNDCHAT_CHANNEL_PREFIX", "asgi"),
             },
+        }
+    }
+elif CHANNEL_LAYER_BACKEND == "redis-pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("REFUNDCHAT_CHANNEL_PREFIX", "asgi")},
         }
     }
 elif CHANNEL_LAYER_BACKEND == "sqlite":

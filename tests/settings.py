@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 # Unit tests run in one process: without Redis the in-memory layer is enough.
-os.environ.setdefault("REFUNDCHAT_CHANNEL_LAYER", "redis" if os.environ.get("REDIS_URL") else "memory")
+os.environ.setdefault("REFUNDCHAT_CHANNEL_LAYER", "redis-pubsub" if os.environ.get("REDIS_URL") else "memory")
 
 if os.environ.get("CI") and not (
     os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")

@@ -56,6 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--buyers", type=int, default=900, help="buyer sockets, one conversation each (default 900)")
     add("--agents", type=int, default=100, help="agent sockets; agent socket j watches conversations i %% agents == j")
+    add(
+        "--channel-layer",
+        choices=["redis", "redis-pubsub"],
+        default=None,
+        help="REFUNDCHAT_CHANNEL_LAYER of the servers (default: the settings' default)",
+    )
+    add(
+        "--daphne",
+        type=int,
+        default=1,
+        help="Daphne processes on one Redis layer (the baseline gets as many echo processes); sockets are spread "
+        "over them round-robin, as a balancer in front of them would (default 1)",
+    )
     add("--sockets-per-user", type=int, default=5, help="sockets (tabs) per logged-in user: users log in once each")
     add("--rate", type=float, default=200.0, help="messages per second in the steady profile (default 200)")
     add("--duration", type=float, default=60.0, help="seconds of the steady profile (default 60)")
@@ -152,7 +165,7 @@ def postmaster_pid(procs: dict[int, ProcInfo]) -> int | None:
 class Sampler:
     """CPU (share of one core) and peak RSS of each server process tree, per measured window."""
 
-    def __init__(self, roots: Callable[[], dict[str, int | None]]) -> None:
+    def __init__(self, roots: Callable[[], dict[str, int | list[int] | None]]) -> None:
         self.roots = roots
         self._start: dict[str, int] = {}
         self._peak: dict[str, int] = {}
@@ -162,11 +175,14 @@ class Sampler:
     def _snapshot(self) -> dict[str, tuple[int, int]]:
         procs = read_procs()
         out = {}
-        for name, pid in self.roots().items():
-            if pid is None:
+        for name, root in self.roots().items():
+            pids = [pid for pid in (root if isinstance(root, list) else [root]) if pid is not None]
+            if not pids:
                 continue
             # The load generator is the parent of the servers: count only itself.
-            members = [procs[pid]] if pid == os.getpid() and pid in procs else tree(procs, pid)
+            members = [
+                m for pid in pids for m in ([procs[pid]] if pid == os.getpid() and pid in procs else tree(procs, pid))
+            ]
             out[name] = (sum(m.cpu_ticks for m in members), sum(m.rss for m in members))
         return out
 
@@ -333,7 +349,11 @@ async def wait_delivered(load: Load, profiles: set[str], timeout: float) -> floa
     return None
 
 
-def py_spy(args: argparse.Namespace, pid: int | None, name: str, seconds: float) -> subprocess.Popen[bytes] | None:
+def py_spy(
+    args: argparse.Namespace, root: int | list[int] | None, name: str, seconds: float
+) -> subprocess.Popen[bytes] | None:
+    """Record the process `root` (of several Daphne processes, the first)."""
+    pid = (root[0] if root else None) if isinstance(root, list) else root
     """Sample a server process with py-spy (collapsed stacks, per thread) while a profile runs."""
     if args.py_spy is None or pid is None:
         return None
@@ -373,21 +393,23 @@ async def close_all(load: Load) -> None:
 
 
 def make_load(
-    url: str,
+    urls: list[str],
     conversations: list[int],
     agents: int,
     buyer_cookies: list[str],
     agent_cookies: list[str],
     per_user: int,
 ) -> Load:
-    """Buyer socket i watches conversation i; agent socket j watches every conversation i with i % agents == j."""
+    """Buyer socket i watches conversation i; agent socket j watches every conversation i with i % agents == j.
+
+    Sockets go to the servers in `urls` in turn, as a balancer would spread connections."""
     load = Load(buyers=[], agents=[], conversations=conversations)
     common: dict[str, Any] = {"reconnect_min": 0.5, "reconnect_max": 30.0, "resend_after": 30.0}
     for i, conversation in enumerate(conversations):
         cookie = buyer_cookies[i % len(buyer_cookies)] if buyer_cookies else ""
         load.buyers.append(
             ChatClient(
-                base_url=url,
+                base_url=urls[i % len(urls)],
                 cookie=cookie,
                 conversations=[conversation],
                 name=f"b{i}",
@@ -401,7 +423,7 @@ def make_load(
         watched = [c for i, c in enumerate(conversations) if i % agents == j]
         load.agents.append(
             ChatClient(
-                base_url=url,
+                base_url=urls[j % len(urls)],
                 cookie=cookie,
                 conversations=watched,
                 name=f"a{j}",
@@ -645,7 +667,9 @@ async def log_in_all(url: str, usernames: list[str], concurrency: int) -> tuple[
 
 
 @contextlib.contextmanager
-def bench_stack(args: argparse.Namespace, base: Path, database_url: str) -> Iterator[tuple[LiveStack, dict[str, str]]]:
+def bench_stack(
+    args: argparse.Namespace, base: Path, database_url: str
+) -> Iterator[tuple[LiveStack, dict[str, list[str]]]]:
     var_dir, log_dir = base / "var", base / "logs"
     for folder in (var_dir, log_dir, base / "media"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -658,27 +682,50 @@ def bench_stack(args: argparse.Namespace, base: Path, database_url: str) -> Iter
         "REFUNDCHAT_SEND_RATE": "1000000",
         "DJANGO_LOG_LEVEL": "WARNING",
     }
+    if args.channel_layer:
+        extra["REFUNDCHAT_CHANNEL_LAYER"] = args.channel_layer
     env = stack_environment(
         var_dir, database_url=database_url, redis_url=redis.url, media_root=base / "media", extra=extra
     )
     stack = build_stack(
         var_dir=var_dir, log_dir=log_dir, env=env, worker=True, beat=True, worker_concurrency=2, redis=redis
     )
-    echo_port = free_port()
-    stack.services["echo"] = ManagedProcess(
-        "echo", daphne_command(echo_port, "tests.load.echo_asgi:application"), env, log_dir
-    )
+    extra_ports = [free_port() for _ in range(args.daphne - 1)]
+    for index, port in enumerate(extra_ports, start=2):
+        stack.services[f"daphne{index}"] = ManagedProcess(f"daphne{index}", daphne_command(port), env, log_dir)
+    echo_ports = [free_port() for _ in range(args.daphne)]
+    for index, port in enumerate(echo_ports, start=1):
+        name = "echo" if index == 1 else f"echo{index}"
+        stack.services[name] = ManagedProcess(
+            name, daphne_command(port, "tests.load.echo_asgi:application"), env, log_dir
+        )
     try:
         redis.start()
         if args.migrate:
             log("migrating the benchmark database")
             subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        for name in ("daphne", "worker", "beat"):
+        for name in (*daphne_names(args), "worker", "beat"):
             stack.services[name].start()
         stack.wait_until_healthy(timeout=60)
-        yield stack, {"echo_url": f"http://127.0.0.1:{echo_port}"}
+        for port in extra_ports:
+            wait_port(port, timeout=60)
+        yield (
+            stack,
+            {
+                "urls": [stack.url, *(f"http://127.0.0.1:{port}" for port in extra_ports)],
+                "echo_urls": [f"http://127.0.0.1:{port}" for port in echo_ports],
+            },
+        )
     finally:
         stack.stop()
+
+
+def daphne_names(args: argparse.Namespace) -> list[str]:
+    return ["daphne", *(f"daphne{index}" for index in range(2, args.daphne + 1))]
+
+
+def echo_names(args: argparse.Namespace) -> list[str]:
+    return ["echo", *(f"echo{index}" for index in range(2, args.daphne + 1))]
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -726,7 +773,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def bench(args: argparse.Namespace, stack: LiveStack, echo_url: str, database_url: str) -> dict[str, Any]:
+async def bench(
+    args: argparse.Namespace, stack: LiveStack, urls: list[str], echo_urls: list[str], database_url: str
+) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
     buyer_users = max(1, -(-args.buyers // args.sockets_per_user))
     agent_users = max(1, -(-args.agents // args.sockets_per_user))
@@ -746,20 +795,24 @@ async def bench(args: argparse.Namespace, stack: LiveStack, echo_url: str, datab
     def running(name: str) -> int | None:
         return stack[name].pid if stack[name].running else None
 
-    def roots() -> dict[str, int | None]:
+    def all_running(names: list[str]) -> list[int]:
+        return [pid for pid in (running(name) for name in names) if pid is not None]
+
+    # With several Daphne processes, "daphne" is their sum (so its CPU may pass 100 % of a core).
+    def roots() -> dict[str, int | list[int] | None]:
         return {
-            "daphne": running("daphne"),
+            "daphne": all_running(daphne_names(args)),
             "worker": running("worker"),
             "beat": running("beat"),
             "redis": running("redis"),
             "postgres (whole server)": pg,
-            "echo daphne": running("echo"),
+            "echo daphne": all_running(echo_names(args)),
             "load generator": os.getpid(),
         }
 
     sampler = Sampler(roots)
     load = make_load(
-        stack.url,
+        urls,
         conversations,
         args.agents,
         cookies[:buyer_users],
@@ -774,15 +827,17 @@ async def bench(args: argparse.Namespace, stack: LiveStack, echo_url: str, datab
 
     if args.baseline:
         # RefundChat's servers stop first: a backlog they still work through must not load the baseline's cores.
-        for name in ("daphne", "worker", "beat"):
+        for name in (*daphne_names(args), "worker", "beat"):
             await asyncio.to_thread(stack[name].stop)
-        await asyncio.to_thread(stack["echo"].start)
-        await asyncio.to_thread(wait_port, int(echo_url.rsplit(":", 1)[1]))
-        base_load = make_load(echo_url, conversations, args.agents, [], [], args.sockets_per_user)
+        for name, url in zip(echo_names(args), echo_urls, strict=True):
+            await asyncio.to_thread(stack[name].start)
+            await asyncio.to_thread(wait_port, int(url.rsplit(":", 1)[1]))
+        base_load = make_load(echo_urls, conversations, args.agents, [], [], args.sockets_per_user)
         log(f"baseline echo consumer: {len(base_load.sockets)} sockets")
         results["baseline"] = await run_profiles(base_load, args, sampler, baseline=True, check_db=None)
         await close_all(base_load)
-        stack["echo"].stop()
+        for name in echo_names(args):
+            stack[name].stop()
         results["ratio"] = ratios(results["refundchat"], results["baseline"])
     results["targets"] = verdicts(results, args)
     return results
@@ -950,7 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"logs in {base / 'logs'}")
     try:
         with bench_stack(args, base, database_url) as (stack, extra):
-            results = asyncio.run(bench(args, stack, extra["echo_url"], database_url))
+            results = asyncio.run(bench(args, stack, extra["urls"], extra["echo_urls"], database_url))
     finally:
         if not args.keep_logs:
             shutil.rmtree(base, ignore_errors=True)
