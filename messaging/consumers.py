@@ -22,7 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 
-from messaging import presence, realtime, selectors, services
+from messaging import presence, realtime, selectors, services, viewers
 from messaging.models import Conversation
 from refundchat.errors import Refused
 from tickets.models import TicketStatus
@@ -36,6 +36,8 @@ CLOSE_UNAUTHENTICATED = 4401
 # hide the indicator by themselves after TYPING_EXPIRES_SECONDS.
 TYPING_THROTTLE_SECONDS = 2.0
 TYPING_EXPIRES_SECONDS = 6
+# What a typing frame says is being drafted: a chat reply (the default) or an internal note.
+TYPING_DRAFTS = ("reply", "note")
 
 
 class FrameError(Refused):
@@ -76,18 +78,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Conversations this socket may write in, and when it last relayed typing in each.
         self.writable: set[int] = set()
         self.typing_sent_at: dict[int, float] = {}
+        # Staff only: conversation id -> ticket id of the tickets this socket has open (collision detection),
+        # and when it last relayed staff-only typing in each.
+        self.viewing: dict[int, int] = {}
+        self.staff_typing_sent_at: dict[int, float] = {}
         self.groups_joined: set[str] = set()
         await self._join(realtime.user_group(self.user.pk))
         await realtime.call_service(presence.do_open_socket, user=self.user, channel_name=self.channel_name)
         self.last_heartbeat = time.monotonic()
         await self._send_frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user_id": self.user.pk})
 
-    async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", set()):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if hasattr(self, "user"):
-            # Not through realtime.call_service: a closing consumer must not leave a send behind it.
-            await database_sync_to_async(presence.do_close_socket)(channel_name=self.channel_name)
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' dispatch first closes stale database connections, through a hop to the database thread, for
         # every event: each relayed frame too. Every database call here goes through database_sync_to_async,
@@ -97,6 +97,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", set()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if hasattr(self, "user"):
+            # Not through realtime.call_service: a closing consumer must not leave a send behind it.
+            if self.viewing:
+                await database_sync_to_async(viewers.do_stop_viewing)(
+                    channel_name=self.channel_name, ticket_ids=list(self.viewing.values())
+                )
+            await database_sync_to_async(presence.do_close_socket)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         with translation.override(self.language):
@@ -116,6 +126,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if time.monotonic() - self.last_heartbeat >= presence.HEARTBEAT_EVERY_SECONDS:
             self.last_heartbeat = time.monotonic()
             await realtime.call_service(presence.do_heartbeat, user=self.user, channel_name=self.channel_name)
+            if self.viewing:
+                await realtime.call_service(
+                    viewers.do_keep_viewing,
+                    user=self.user,
+                    channel_name=self.channel_name,
+                    ticket_ids=list(self.viewing.values()),
+                )
         if self.sent_seq:
             # The layer may have dropped a conversation's newest frame, and no later frame will show
             # the gap: the browser's regular ping is when this socket checks and catches up.
@@ -148,6 +165,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._send_frame(
             {"type": "subscribed", "conversation": conversation_id, "last_seq": self.sent_seq[conversation_id]}
         )
+        if self.is_console_user and conversation.ticket.buyer_id != self.user.pk:
+            await self._start_viewing(conversation_id, conversation.ticket_id)
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
@@ -157,6 +176,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if group in self.groups_joined:
             self.groups_joined.discard(group)
             await self.channel_layer.group_discard(group, self.channel_name)
+        if conversation_id in self.viewing:
+            await self._stop_viewing(conversation_id)
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
@@ -227,6 +248,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
+        draft = frame.get("draft")
+        if draft is not None and draft not in TYPING_DRAFTS:
+            raise FrameError("bad_frame", _("“draft” must be “reply” or “note”."))
+        if draft == "note" or (draft == "reply" and conversation_id not in self.writable):
+            # A note, or a reply someone not assigned is drafting: for the other staff viewers only.
+            await self._staff_typing(conversation_id, str(draft))
+            return
         if conversation_id not in self.writable:
             raise FrameError("not_allowed", _("You cannot write in this conversation."))
         now = time.monotonic()
@@ -303,6 +331,46 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if ticket is None:
                 return ""
             return render_to_string("console/_queue_row.html", {"ticket": ticket, "user": self.user})
+
+    # --- collision detection (messaging/viewers.py) ------------------------------
+
+    async def _start_viewing(self, conversation_id: int, ticket_id: int) -> None:
+        # Join first: the frame announcing this socket's arrival goes to the group it is now in.
+        await self._join(realtime.ticket_staff_group(ticket_id))
+        self.viewing[conversation_id] = ticket_id
+        own = await realtime.call_service(
+            viewers.do_start_viewing, user=self.user, channel_name=self.channel_name, ticket_id=ticket_id
+        )
+        if own is not None:
+            await self._send_frame(own)
+
+    async def _stop_viewing(self, conversation_id: int) -> None:
+        ticket_id = self.viewing.pop(conversation_id)
+        self.staff_typing_sent_at.pop(conversation_id, None)
+        group = realtime.ticket_staff_group(ticket_id)
+        if group in self.groups_joined:
+            self.groups_joined.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await realtime.call_service(viewers.do_stop_viewing, channel_name=self.channel_name, ticket_ids=[ticket_id])
+
+    async def _staff_typing(self, conversation_id: int, draft: str) -> None:
+        ticket_id = self.viewing.get(conversation_id)
+        if ticket_id is None:
+            raise FrameError("not_allowed", _("Only staff viewing the ticket show as typing to each other."))
+        now = time.monotonic()
+        if now - self.staff_typing_sent_at.get(conversation_id, -TYPING_THROTTLE_SECONDS) < TYPING_THROTTLE_SECONDS:
+            return
+        self.staff_typing_sent_at[conversation_id] = now
+        await realtime.publish_ephemeral(
+            group=realtime.ticket_staff_group(ticket_id),
+            frame=viewers.typing_frame(
+                user=self.user,
+                ticket_id=ticket_id,
+                conversation_id=conversation_id,
+                draft=draft,
+                expires_in=TYPING_EXPIRES_SECONDS,
+            ),
+        )
 
     # --- helpers ---------------------------------------------------------------
 

@@ -181,3 +181,27 @@ class SocketSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.channel_name}"
+
+
+class TicketViewer(models.Model):
+    """A staff socket that has a ticket's conversation open. Keyed by the socket's channel name, like
+    SocketSession, so every server process sees the same viewers; the presence sweep removes the rows of
+    sockets that are no longer live (messaging/viewers.py)."""
+
+    channel_name = models.CharField(_("channel name"), max_length=200)
+    ticket = models.ForeignKey(RefundTicket, on_delete=models.CASCADE, related_name="+", verbose_name=_("ticket"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    since = models.DateTimeField(_("viewing since"))
+
+    class Meta:
+        verbose_name = _("ticket viewer")
+        verbose_name_plural = _("ticket viewers")
+        constraints = [
+            models.UniqueConstraint(fields=["ticket", "channel_name"], name="ticketviewer_unique_socket"),
+        ]
+        indexes = [models.Index(fields=["channel_name"], name="ticketviewer_channel")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.ticket_id}"

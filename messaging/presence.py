@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from messaging import realtime
+from messaging import realtime, viewers
 from messaging.models import Conversation, Presence, PresenceStatus, SocketSession
 from refundchat.celery import queue_after_commit
 from refundchat.errors import Refused
@@ -78,7 +78,7 @@ def do_set_chosen_status(*, user: User, status: object) -> Presence:
 
 
 def sweep_stale_sockets() -> int:
-    """Forget sockets of server processes that died; returns how many were swept."""
+    """Forget sockets of server processes that died, and the tickets they viewed; returns how many sockets went."""
     now = timezone.now()
     stale = SocketSession.objects.filter(seen_at__lt=now - settings.REFUNDCHAT_SOCKET_STALE_AFTER)
     swept = 0
@@ -91,6 +91,8 @@ def sweep_stale_sockets() -> int:
             if newest is not None and (presence.last_seen_at is None or newest > presence.last_seen_at):
                 presence.last_seen_at = newest
             _settle(presence=presence, now=now)
+    # Their sockets viewed tickets too: no ghost stays in another agent's "also here" bar.
+    viewers.forget_dead_sockets()
     return swept
 
 

@@ -51,6 +51,11 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def ticket_staff_group(ticket_id: int) -> str:
+    """The staff sockets that have a ticket open (who else is viewing it, staff typing); never the buyer's."""
+    return f"ticket-staff.{ticket_id}"
+
+
 def publish(*, group: str, frame: Frame) -> None:
     """Send `frame` to every socket in `group` once the current transaction commits."""
     transaction.on_commit(partial(_send_to_group, group, frame))
