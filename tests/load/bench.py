@@ -65,9 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--daphne",
         type=int,
-        default=1,
-        help="Daphne processes on one Redis layer (the baseline gets as many echo processes); sockets are spread "
-        "over them round-robin, as a balancer in front of them would (default 1)",
+        default=2,
+        help="Daphne processes on one Redis layer, one per core (the baseline gets as many echo processes); "
+        "sockets are spread over them round-robin, as a balancer in front of them would (default 2)",
     )
     add("--sockets-per-user", type=int, default=5, help="sockets (tabs) per logged-in user: users log in once each")
     add("--rate", type=float, default=200.0, help="messages per second in the steady profile (default 200)")
