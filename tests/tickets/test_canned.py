@@ -17,19 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alice():
-    return factories.buyer(username="alice", first_name="Alice")
-
-
-@pytest.fixture
 def ticket(alice):
     order = factories.order_with_items(buyer=alice, items=[(12900, 1)], order_no="202611110001")
     return factories.open_ticket(order=order)
-
-
-@pytest.fixture
-def wei():
-    return factories.agent(username="wei")
 
 
 @pytest.fixture

@@ -26,21 +26,6 @@ pytestmark = pytest.mark.django_db
 ASK_ZH = "请在下方为我们打 1 到 5 星"
 
 
-@pytest.fixture
-def alice():
-    return factories.buyer(username="alice", first_name="Alice")
-
-
-@pytest.fixture
-def ticket(alice):
-    return factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(7900, 1)]))
-
-
-@pytest.fixture
-def wei():
-    return factories.agent(username="wei")
-
-
 def client_for(user) -> Client:
     client = Client()
     client.force_login(user)

@@ -15,21 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alice():
-    return factories.buyer(username="alice", first_name="Alice")
-
-
-@pytest.fixture
-def ticket(alice):
-    return factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(7900, 1)]))
-
-
-@pytest.fixture
-def wei():
-    return factories.agent(username="wei")
-
-
-@pytest.fixture
 def vip():
     return Label.objects.create(name="VIP", colour="#e11d48")
 

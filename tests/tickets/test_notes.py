@@ -17,21 +17,6 @@ SECRET = "内部备注：买家可能在薅羊毛 fraud-suspect-7731"
 
 
 @pytest.fixture
-def alice():
-    return factories.buyer(username="alice", first_name="Alice")
-
-
-@pytest.fixture
-def ticket(alice):
-    return factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(7900, 1)]))
-
-
-@pytest.fixture
-def wei():
-    return factories.agent(username="wei")
-
-
-@pytest.fixture
 def lin():
     return factories.agent(username="lin")
 

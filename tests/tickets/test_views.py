@@ -15,11 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alice():
-    return factories.buyer(username="alice", first_name="Alice")
-
-
-@pytest.fixture
 def order(alice):
     return factories.order_with_items(buyer=alice, items=[(7900, 2), (129900, 1)], order_no="202601000001")
 
