@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from messaging.models import Conversation, Message, Participant, Presence, SocketSession
+from messaging.models import Conversation, Message, Participant, Presence, SocketSession, TicketViewer
 from tickets.admin import ReadOnlyInlineMixin
 
 
@@ -71,3 +71,10 @@ class SocketSessionAdmin(ReadOnlyAdmin):
     list_display = ("user", "channel_name", "connected_at", "seen_at")
     search_fields = ("user__username",)
     list_select_related = ("user",)
+
+
+@admin.register(TicketViewer)
+class TicketViewerAdmin(ReadOnlyAdmin):
+    list_display = ("ticket", "user", "since", "channel_name")
+    search_fields = ("user__username", "=ticket__id")
+    list_select_related = ("ticket", "user")
