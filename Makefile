@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench bench-upload
+.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench bench-upload bench-console
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ screenshots: $(VENV)/.dev-installed compilemessages
 bench: $(VENV)/.dev-installed compilemessages
 	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { echo "make bench needs DATABASE_URL (PostgreSQL) and REDIS_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat REDIS_URL=redis://127.0.0.1:6379/0 make bench"; exit 2; }
 	$(PY) -m tests.load.bench $(BENCH_ARGS)
+
+# The console's pages on 100,000 tickets and 1,000,000 messages (docs/benchmarks.md, "Console on 100,000 tickets").
+# Needs a PostgreSQL DATABASE_URL; seeds (manage.py seed_bulk) its own database refundchat_bulk_bench once, then reuses
+# it. `make bench-console BENCH_ARGS=--quick` is a smoke run on 2,000 tickets.
+bench-console: $(VENV)/.dev-installed compilemessages
+	@case "$$DATABASE_URL" in postgres*) ;; *) echo "make bench-console needs a PostgreSQL DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make bench-console"; exit 2;; esac
+	$(PY) -m tests.load.console_bench $(BENCH_ARGS)
 
 # Daphne's memory while a 200 MB video arrives over tus (docs/benchmarks.md, "Upload memory"); same needs as bench.
 bench-upload: $(VENV)/.dev-installed check-tools
