@@ -26,7 +26,11 @@ logger = logging.getLogger(__name__)
 def agents() -> QuerySet[User]:
     """Active accounts that may handle tickets (by group or by their own permission)."""
     handle = Permission.objects.get(codename="handle_ticket", content_type__app_label="tickets")
-    return User.objects.filter(Q(groups__permissions=handle) | Q(user_permissions=handle), is_active=True).distinct()
+    # Two IN subqueries rather than joins with DISTINCT: the joins walked the groups of every buyer
+    # (22 ms of the ticket page with 20,000 buyers, docs/benchmarks.md).
+    via_group = User.groups.through.objects.filter(group__permissions=handle).values("user_id")
+    via_own = User.user_permissions.through.objects.filter(permission=handle).values("user_id")
+    return User.objects.filter(Q(pk__in=via_group) | Q(pk__in=via_own), is_active=True)
 
 
 def transfer_targets(*, ticket: RefundTicket) -> QuerySet[User]:
