@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,30 @@ def log_in(page: Any, stack: LiveStack, username: str, password: str = "refundch
     page.fill("input[name=password]", password)
     page.click("[data-testid=login-submit]")
     page.wait_for_load_state()
+
+
+DESKTOP = {"width": 1280, "height": 900}
+MOBILE = {"width": 390, "height": 844}
+
+
+def new_page(browser: Any, stack: LiveStack, username: str, viewport: dict[str, int] = DESKTOP) -> Any:
+    """A page of its own browser context (its own cookies), in Chinese, with `username` logged in."""
+    page = browser.new_context(locale="zh-CN", viewport=viewport).new_page()
+    log_in(page, stack, username)
+    return page
+
+
+def record_frames(page: Any) -> list[str]:
+    """Every WebSocket frame the page (and every page it goes on to) receives, as text."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    return frames
+
+
+def wait_until(page: Any, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll `condition`, letting Playwright deliver the page's events meanwhile (time.sleep would not)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        page.wait_for_timeout(100)

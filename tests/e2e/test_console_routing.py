@@ -3,8 +3,6 @@ moves one live, and two agents on one ticket see each other (the buyer never doe
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,36 +10,11 @@ from playwright.sync_api import expect
 
 from messaging.models import Presence, PresenceStatus, TicketViewer
 from tests import factories
-from tests.e2e.conftest import LiveStack, log_in
+from tests.e2e.conftest import DESKTOP, MOBILE, LiveStack, log_in, new_page, record_frames, wait_until
 from tickets import services as ticket_services
 from tickets.models import AgentProfile, Order, RefundTicket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-DESKTOP = {"width": 1280, "height": 900}
-MOBILE = {"width": 390, "height": 844}
-
-
-def new_page(browser: Any, stack: LiveStack, username: str, viewport: dict[str, int] = DESKTOP) -> Any:
-    page = browser.new_context(locale="zh-CN", viewport=viewport).new_page()
-    log_in(page, stack, username)
-    return page
-
-
-def record_frames(page: Any) -> list[str]:
-    """Every WebSocket frame the page (and every page it goes on to) receives, as text."""
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
-    return frames
-
-
-def wait_until(page: Any, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    """Poll `condition`, letting Playwright deliver the page's events meanwhile (time.sleep would not)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        page.wait_for_timeout(100)
 
 
 def request_refund(page: Any, stack: LiveStack, order: Order) -> RefundTicket:

@@ -3,8 +3,6 @@ kept per ticket, a buyer's message on another tab shows its unread dot, tabs clo
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,34 +10,12 @@ from playwright.sync_api import expect
 
 from messaging.models import Message
 from tests import factories
-from tests.e2e.conftest import LiveStack, log_in
+from tests.e2e.conftest import DESKTOP, MOBILE, LiveStack, new_page, record_frames, wait_until
 from tickets.models import RefundTicket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-DESKTOP = {"width": 1280, "height": 900}
-MOBILE = {"width": 390, "height": 844}
 DRAFT = "您好，退款金额我再核对一下，稍"
-
-
-def new_page(browser: Any, stack: LiveStack, username: str, viewport: dict[str, int] = DESKTOP) -> Any:
-    page = browser.new_context(locale="zh-CN", viewport=viewport).new_page()
-    log_in(page, stack, username)
-    return page
-
-
-def record_frames(page: Any) -> list[str]:
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
-    return frames
-
-
-def wait_until(page: Any, condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        page.wait_for_timeout(100)
 
 
 def tabs(page: Any) -> Any:

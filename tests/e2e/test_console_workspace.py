@@ -9,14 +9,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import factories
-from tests.e2e.conftest import LiveStack, log_in
+from tests.e2e.conftest import DESKTOP, MOBILE, LiveStack, new_page, record_frames
 from tickets.models import CannedReply, Label, RefundTicket, SatisfactionRating, TicketNote
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SECRET = "内部：疑似职业退款人 check-7731"
-DESKTOP = {"width": 1280, "height": 900}
-MOBILE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(autouse=True)
@@ -25,19 +23,6 @@ def _quick_fake_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFUNDCHAT_FAKE_PAYOUT_DELAY_SECONDS", "0.5")
     monkeypatch.setenv("REFUNDCHAT_FAKE_PAYOUT_FAILURE_RATE", "0")
     monkeypatch.setenv("REFUNDCHAT_PAYOUT_CALLBACK_URL", "")
-
-
-def new_page(browser: Any, stack: LiveStack, username: str, viewport: dict[str, int] = DESKTOP) -> Any:
-    page = browser.new_context(locale="zh-CN", viewport=viewport).new_page()
-    log_in(page, stack, username)
-    return page
-
-
-def record_frames(page: Any) -> list[str]:
-    """Every WebSocket frame the page receives, as text."""
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
-    return frames
 
 
 def take(page: Any, name: str, fields: dict[str, str] | None = None) -> None:
