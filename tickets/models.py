@@ -236,6 +236,11 @@ class TicketEventKind(models.TextChoices):
     LABELS = "labels", _("Labels changed")
     TEAM = "team", _("Handed to a team")
     RATING = "rating", _("Satisfaction rated")
+    # The triage assistant handed the case to a human (`reason` holds the hand-off reason code) or got it back.
+    ASSISTANT_HANDOFF = "assistant_handoff", _("Handed off by the assistant")
+    ASSISTANT_HANDBACK = "assistant_handback", _("Handed back to the assistant")
+    # A voice or video call attempt; `data` holds the outcome, the media and the duration.
+    CALL = "call", _("Call")
 
 
 class TicketEvent(models.Model):
