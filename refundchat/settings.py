@@ -267,7 +267,8 @@ REST_FRAMEWORK = {
 # --- RefundChat policy ----------------------------------------------------
 # Promised time for the first human answer on a new ticket.
 REFUNDCHAT_FIRST_RESPONSE_SLA = timedelta(hours=int(os.environ.get("REFUNDCHAT_FIRST_RESPONSE_SLA_HOURS", "2")))
-REFUNDCHAT_QUEUE_PAGE_SIZE = 50
+# Rows per console queue page (keyset pages: tickets.selectors.queue_page).
+REFUNDCHAT_QUEUE_PAGE_SIZE = int(os.environ.get("REFUNDCHAT_QUEUE_PAGE_SIZE", "50"))
 # What each refund state promises the buyer: the next step happens within this many hours.
 REFUNDCHAT_PROMISE_HOURS: dict[str, int] = {
     "awaiting_evidence": 7 * 24,  # the buyer sends evidence, or the ticket closes

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
+from refundchat.pagination import CappedCount, count_up_to
 from tickets import notes, payouts, routing, selectors, services
 from tickets.console_forms import ConsoleQueueFilterForm
 from tickets.formatting import format_cny
@@ -44,19 +44,27 @@ def queue(request: AuthenticatedRequest) -> HttpResponse:
     if view not in selectors.QUEUE_VIEWS:
         view = "open"
     filter_form = ConsoleQueueFilterForm(request.GET or None)
-    tickets = with_unread(
-        selectors.console_queue(view=view, user=request.user, filters=filter_form.queue_filters()), user=request.user
+    filters = filter_form.queue_filters()
+    tickets = with_unread(selectors.console_queue(view=view, user=request.user, filters=filters), user=request.user)
+    page = selectors.queue_page(
+        tickets,
+        after=request.GET.get("after", ""),
+        before=request.GET.get("before", ""),
+        size=settings.REFUNDCHAT_QUEUE_PAGE_SIZE,
     )
-    page = Paginator(tickets, settings.REFUNDCHAT_QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     counts = selectors.queue_counts(user=request.user)
+    # The view's count is known from the tabs; a filtered view is counted up to a cap, like search results.
+    total = count_up_to(tickets) if filters != selectors.QueueFilters() else CappedCount(counts[view], capped=False)
     query = request.GET.copy()
-    query.pop("page", None)
+    for cursor in ("page", "after", "before"):
+        query.pop(cursor, None)
     return render(
         request,
         "console/queue.html",
         {
             "page": page,
-            "tickets": page.object_list,
+            "tickets": page.tickets,
+            "total": total,
             "view": view,
             "views": [(name, VIEW_LABELS[name], counts[name]) for name in selectors.QUEUE_VIEWS],
             "filter_form": filter_form,

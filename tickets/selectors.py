@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import Count, F, Func, IntegerField, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import BooleanField, Count, F, Func, IntegerField, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
 
@@ -188,6 +189,105 @@ def console_queue(
         tickets = tickets.filter(team=filters.team)
     # Unanswered tickets first, then by how soon the first-response promise runs out.
     return tickets.order_by(F("first_responded_at").asc(nulls_first=True), "first_response_due_at", "id")
+
+
+# The queue's order (console_queue), as the cursor of keyset pagination: (answered?, first answer, due, id).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class QueueCursor:
+    """Where a queue page starts or ends: the sort key of its edge row.
+
+    Pages are found from the cursor through the queue indexes of migration 0011 (a row comparison the index answers),
+    not by OFFSET, which makes PostgreSQL join and drop every skipped row: page 200 of the closed view took 280 ms.
+    """
+
+    responded_at: datetime | None
+    due_at: datetime
+    ticket_id: int
+
+    @classmethod
+    def of(cls, ticket: RefundTicket) -> QueueCursor:
+        return cls(ticket.first_responded_at, ticket.first_response_due_at, ticket.pk)
+
+    def encode(self) -> str:
+        responded = "-" if self.responded_at is None else str(_micros(self.responded_at))
+        return f"{responded}.{_micros(self.due_at)}.{self.ticket_id}"
+
+    @classmethod
+    def decode(cls, raw: str) -> QueueCursor | None:
+        """The cursor in a link, or None for anything else (a stale or edited link shows the first page)."""
+        parts = raw.split(".")
+        if (
+            len(parts) != 3
+            or not all(part.isdigit() for part in parts[1:])
+            or not (parts[0] == "-" or parts[0].isdigit())
+        ):
+            return None
+        try:
+            responded = None if parts[0] == "-" else _EPOCH + timedelta(microseconds=int(parts[0]))
+            return cls(responded, _EPOCH + timedelta(microseconds=int(parts[1])), int(parts[2]))
+        except OverflowError:
+            return None
+
+    def condition(self, *, after: bool) -> RawSQL:
+        """Rows after (or before) this cursor in the queue's order, as SQL the queue indexes answer."""
+        table = RefundTicket._meta.db_table
+        responded, due, pk = (
+            f'"{table}"."{column}"' for column in ("first_responded_at", "first_response_due_at", "id")
+        )
+        # Unanswered tickets (NULL) sort first, and a row comparison never matches a NULL: two cases.
+        if self.responded_at is None:
+            rest = f"{responded} IS NULL AND ({due}, {pk}) {'>' if after else '<'} (%s, %s)"
+            sql = f"(({rest}) OR {responded} IS NOT NULL)" if after else f"({rest})"
+            return RawSQL(sql, (self.due_at, self.ticket_id), output_field=BooleanField())
+        rest = f"{responded} IS NOT NULL AND ({responded}, {due}, {pk}) {'>' if after else '<'} (%s, %s, %s)"
+        sql = f"({rest})" if after else f"(({rest}) OR {responded} IS NULL)"
+        return RawSQL(sql, (self.responded_at, self.due_at, self.ticket_id), output_field=BooleanField())
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    tickets: list[RefundTicket]
+    # Cursors for the links to the neighbouring pages; None where there is none.
+    previous_before: str | None
+    next_after: str | None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.previous_before is not None or self.next_after is not None
+
+
+def queue_page(tickets: QuerySet[RefundTicket], *, after: str = "", before: str = "", size: int) -> QueuePage:
+    """One page of a console_queue() queryset: the first, the one after cursor `after`, or the one before `before`."""
+    after_cursor, before_cursor = QueueCursor.decode(after), QueueCursor.decode(before)
+    if before_cursor is not None:
+        rows = list(tickets.filter(before_cursor.condition(after=False)).reverse()[: size + 1])
+        if len(rows) <= size:
+            # Back at the start: show a full first page (rows may have left the view meanwhile).
+            return queue_page(tickets, size=size)
+        rows = rows[:size][::-1]
+        more_before = more_after = True
+    else:
+        page = tickets.filter(after_cursor.condition(after=True)) if after_cursor is not None else tickets
+        rows = list(page[: size + 1])
+        if not rows and after_cursor is not None:
+            return queue_page(tickets, size=size)  # nothing left after the cursor: the first page
+        more_after = len(rows) > size
+        rows = rows[:size]
+        more_before = after_cursor is not None
+    if not rows:
+        return QueuePage(tickets=[], previous_before=None, next_after=None)
+    return QueuePage(
+        tickets=rows,
+        previous_before=QueueCursor.of(rows[0]).encode() if more_before else None,
+        next_after=QueueCursor.of(rows[-1]).encode() if more_after else None,
+    )
 
 
 def queue_row(*, ticket_id: int, user: User) -> RefundTicket | None:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from refundchat.errors import Refused
 from tickets import canned, notes, search, services
 from tickets.console_forms import CannedReplyForm, LabelsForm, NoteForm, TeamTransferForm
+from refundchat.pagination import CappedPaginator
 from tickets.console_views import console_required
 from tickets.models import CannedReply, Label, RefundTicket, TicketEvent
 from tickets.roles import AuthenticatedRequest
@@ -24,6 +25,8 @@ from tickets.roles import AuthenticatedRequest
 SEARCH_PAGE_SIZE = 20
 
 
+# Matches counted at most (refundchat/pagination.py): a common word's exact count cost more than its page.
+SEARCH_COUNT_CAP = 1000
 def workspace_context(
     request: AuthenticatedRequest, *, ticket: RefundTicket, events: list[TicketEvent]
 ) -> dict[str, Any]:
@@ -198,7 +201,7 @@ def search_view(request: AuthenticatedRequest) -> HttpResponse:
     page = None
     if query:
         results = search.search_tickets(query=query) if what == "tickets" else search.search_messages(query=query)
-        page = Paginator(results, SEARCH_PAGE_SIZE).get_page(request.GET.get("page"))
+        page = CappedPaginator(results, SEARCH_PAGE_SIZE, cap=SEARCH_COUNT_CAP).get_page(request.GET.get("page"))
     return render(
         request,
         "console/search.html",

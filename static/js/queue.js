@@ -53,12 +53,27 @@
     }
   }
 
+  // The same order as the server's (tickets.selectors.console_queue). On a page with neighbours, a row that sorts
+  // before this page's first row or after its last belongs to another page.
+  function pageBounds() {
+    var all = body.querySelectorAll("[data-testid=queue-item]");
+    return all.length ? { first: all[0].dataset.sortKey, last: all[all.length - 1].dataset.sortKey } : null;
+  }
+  function onThisPage(row, bounds) {
+    var key = row.dataset.sortKey;
+    if (!bounds) return true;
+    if (table.hasAttribute("data-has-previous") && key < bounds.first) return false;
+    if (table.hasAttribute("data-has-next") && key > bounds.last) return false;
+    return true;
+  }
+
   socket.on("ticket.updated", function (frame) {
     var existing = body.querySelector("[data-testid=queue-item][data-ticket-id='" + frame.ticket_id + "']");
+    var bounds = pageBounds();  // before the row leaves: it may be the page's first or last
     if (existing) existing.remove();
     if (frame.queue_row) {
       var row = rowFromHtml(frame.queue_row);
-      if (belongs(row)) {
+      if (belongs(row) && onThisPage(row, bounds)) {
         row.classList.add("flash-new");
         insertSorted(row);
       }
