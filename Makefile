@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint typecheck pytest e2e screenshots messages compilemessages setup clean bench bench-upload bench-console
+.PHONY: run test lint typecheck schema pytest e2e screenshots messages compilemessages setup clean bench bench-upload bench-console bench-reports
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,12 @@ typecheck: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed compilemessages
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+# The REST API's OpenAPI schema must generate without a warning and validate (docs/api.md); the live API is
+# checked against it by schemathesis in tests/api/test_contract.py.
+schema: $(VENV)/.dev-installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+test: lint typecheck schema pytest
 
 # Browser tests only, saving screenshots of the main pages to docs/screenshots/.
 screenshots: $(VENV)/.dev-installed compilemessages
@@ -69,6 +74,13 @@ bench: $(VENV)/.dev-installed compilemessages
 bench-console: $(VENV)/.dev-installed compilemessages
 	@case "$$DATABASE_URL" in postgres*) ;; *) echo "make bench-console needs a PostgreSQL DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make bench-console"; exit 2;; esac
 	$(PY) -m tests.load.console_bench $(BENCH_ARGS)
+
+# The managers' report pages on 100,000 tickets (docs/benchmarks.md, "Reports on 100,000 tickets"). Needs a
+# PostgreSQL DATABASE_URL; seeds its own database refundchat_reports_bulk once (manage.py seed_bulk), then reuses it.
+# `make bench-reports BENCH_ARGS=--quick` is a smoke run on 2,000 tickets.
+bench-reports: $(VENV)/.dev-installed compilemessages
+	@case "$$DATABASE_URL" in postgres*) ;; *) echo "make bench-reports needs a PostgreSQL DATABASE_URL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make bench-reports"; exit 2;; esac
+	$(PY) -m tests.load.reports_bench $(BENCH_ARGS)
 
 # Daphne's memory while a 200 MB video arrives over tus (docs/benchmarks.md, "Upload memory"); same needs as bench.
 bench-upload: $(VENV)/.dev-installed check-tools

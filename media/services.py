@@ -24,6 +24,7 @@ from typing import BinaryIO, Protocol
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -31,8 +32,9 @@ from django.utils.translation import gettext as _
 
 from media import errors, processing, selectors, sniffing, storage, validation
 from media.errors import UploadError
-from media.models import Attachment, Upload, UploadStatus
+from media.models import DERIVED_FIELDS, Attachment, Upload, UploadStatus
 from media.tus import Checksum
+from refundchat import rate_limits
 from tickets.models import RefundTicket
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def create_upload(*, uploader: User, length: int, metadata: dict[str, str], now:
     now = now or timezone.now()
     validation.check_upload_length(length=length)
     ticket_id = check_metadata(metadata=metadata)
+    rate_limits.do_take_upload_slot(user_id=uploader.pk)
     with transaction.atomic():
         # The ticket's row lock serialises concurrent creations, so two cannot both take the last slot.
         ticket = RefundTicket.objects.select_for_update(of=("self",)).filter(pk=ticket_id).first()
@@ -508,3 +511,30 @@ def delete_orphan_partial_files(*, now: datetime) -> None:
     for path in directory.glob("*.part"):
         if path.stem not in live and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
+
+
+# --- Deleting evidence (issue #9: erasure and retention, tickets/privacy.py) --------------------------
+
+
+def delete_ticket_media(*, ticket_ids: list[int]) -> int:
+    """Delete every attachment and upload of these tickets: rows now, files once the transaction commits
+    (a rollback keeps both). Messages that carried them stay, showing no file. Returns the attachments deleted."""
+    attachments = list(Attachment.objects.filter(ticket_id__in=ticket_ids))
+    uploads = list(Upload.objects.filter(ticket_id__in=ticket_ids).values_list("pk", flat=True))
+    files = [
+        stored
+        for attachment in attachments
+        for stored in (attachment.original, *(getattr(attachment, name) for name in DERIVED_FIELDS))
+        if stored
+    ]
+    names = [(stored.storage, stored.name) for stored in files]
+    Attachment.objects.filter(pk__in=[attachment.pk for attachment in attachments]).delete()
+    Upload.objects.filter(pk__in=uploads).delete()
+    transaction.on_commit(functools.partial(_delete_files, names=names, upload_ids=uploads))
+    return len(attachments)
+
+
+def _delete_files(*, names: list[tuple[Storage, str]], upload_ids: list[uuid.UUID]) -> None:
+    for file_storage, name in names:
+        file_storage.delete(name)
+    delete_partial_files(upload_ids=upload_ids)

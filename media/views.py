@@ -30,6 +30,8 @@ from django.views.decorators.http import require_http_methods
 from media import errors, processing, selectors, services, tus
 from media.errors import UploadError
 from media.models import DERIVED_FIELDS, Attachment, Upload, UploadStatus
+from tickets import access_log
+from tickets.models import AccessAction
 from tickets.roles import AuthenticatedRequest
 
 DOWNLOAD_CHUNK = 256 * 1024
@@ -208,6 +210,7 @@ def attachment_file(
     if variant not in VARIANTS:
         raise Http404("No such variant")
     served = _served(attachment, variant)
+    _log_staff_download(request, attachment=attachment, variant=variant)
     size = served.size
     byte_range = _requested_range(request, size=size, etag=served.etag)
     if byte_range == UNSATISFIABLE:
@@ -237,6 +240,23 @@ def attachment_file(
         # Chromium refuses to show a PDF in a sandboxed document; PDFs with active content are refused.
         response["Content-Security-Policy"] = SANDBOX_CSP
     return response
+
+
+def _log_staff_download(request: AuthenticatedRequest, *, attachment: Attachment, variant: str) -> None:
+    """Staff opening an original or downloading a file is personal data access (issue #9). Thumbnails shown
+    in pages are not logged one by one, nor the later Range requests of one video being played."""
+    if not access_log.is_staff_reader(request.user, buyer_id=attachment.ticket.buyer_id):
+        return
+    if variant != "original" and not request.GET.get("download"):
+        return
+    if not request.headers.get("Range", "bytes=0-").startswith("bytes=0-") or request.method == "HEAD":
+        return
+    access_log.record_access(
+        actor=request.user,
+        action=AccessAction.ATTACHMENT_DOWNLOADED,
+        ticket_id=attachment.ticket_id,
+        target=f"attachment:{attachment.pk}:{variant}",
+    )
 
 
 def _served(attachment: Attachment, variant: str) -> Served:

@@ -4,7 +4,17 @@ from django.contrib import admin
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from messaging.models import Conversation, Message, Participant, Presence, SocketSession, TicketViewer
+from messaging.models import (
+    AssistantDialog,
+    AssistantStep,
+    Call,
+    Conversation,
+    Message,
+    Participant,
+    Presence,
+    SocketSession,
+    TicketViewer,
+)
 from tickets.admin import ReadOnlyInlineMixin
 
 
@@ -78,3 +88,56 @@ class TicketViewerAdmin(ReadOnlyAdmin):
     list_display = ("ticket", "user", "since", "channel_name")
     search_fields = ("user__username", "=ticket__id")
     list_select_related = ("ticket", "user")
+
+
+# --- The triage assistant (issue #7): per ticket, its dialog steps and why it handed off; read-only ------------
+
+
+class AssistantStepInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = AssistantStep
+    extra = 0
+    fields = ("created_at", "seq", "text", "intent", "confidence", "state_before", "state_after", "action", "detail")
+    readonly_fields = fields
+    ordering = ("id",)
+
+
+@admin.register(AssistantDialog)
+class AssistantDialogAdmin(ReadOnlyAdmin):
+    list_display = ("conversation", "state", "handoff_reason_display", "problem", "language", "updated_at")
+    list_filter = ("state", "handoff_reason", "problem", "language")
+    search_fields = ("=conversation__ticket__id", "conversation__ticket__order__order_no")
+    list_select_related = ("conversation__ticket",)
+    inlines = [AssistantStepInline]
+
+    @admin.display(description=_("hand-off reason"), ordering="handoff_reason")
+    def handoff_reason_display(self, obj: AssistantDialog) -> str:
+        return obj.handoff_reason_label
+
+
+@admin.register(AssistantStep)
+class AssistantStepAdmin(ReadOnlyAdmin):
+    list_display = ("dialog", "created_at", "action", "intent", "state_before", "state_after")
+    list_filter = ("action", "intent")
+    search_fields = ("=dialog__conversation__ticket__id", "text")
+    list_select_related = ("dialog__conversation__ticket",)
+
+
+# --- Calls (issue #10): the signalling state and outcome of each attempt; read-only ------------------------
+
+
+@admin.register(Call)
+class CallAdmin(ReadOnlyAdmin):
+    list_display = (
+        "conversation",
+        "media",
+        "state",
+        "outcome",
+        "caller",
+        "callee",
+        "created_at",
+        "answered_at",
+        "ended_at",
+    )
+    list_filter = ("media", "state", "outcome")
+    search_fields = ("=conversation__ticket__id", "caller__username", "callee__username")
+    list_select_related = ("conversation__ticket", "caller", "callee")

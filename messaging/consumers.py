@@ -22,14 +22,15 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 
-from messaging import presence, realtime, selectors, services, viewers
-from messaging.models import Conversation
+from messaging import calls, presence, realtime, selectors, services, viewers
+from messaging.models import Call, Conversation
+from refundchat import metrics
 from refundchat.errors import Refused
 from tickets.models import TicketStatus
 from tickets.roles import can_use_console
 from tickets.selectors import queue_row
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 # A typing frame is relayed at most this often per socket and conversation; clients
@@ -83,6 +84,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.viewing: dict[int, int] = {}
         self.staff_typing_sent_at: dict[int, float] = {}
         self.groups_joined: set[str] = set()
+        # Calls this socket started, answered or resumed, and the other party of each (signals are relayed there).
+        self.calls_here: set[int] = set()
+        self.call_parties: dict[int, calls.Party] = {}
         await self._join(realtime.user_group(self.user.pk))
         await realtime.call_service(presence.do_open_socket, user=self.user, channel_name=self.channel_name)
         self.last_heartbeat = time.monotonic()
@@ -107,6 +111,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     channel_name=self.channel_name, ticket_ids=list(self.viewing.values())
                 )
             await database_sync_to_async(presence.do_close_socket)(channel_name=self.channel_name)
+            if self.calls_here:  # its calls end unless the party comes back within the grace period
+                await database_sync_to_async(calls.do_socket_closed)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         with translation.override(self.language):
@@ -284,7 +290,63 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._join(realtime.QUEUE_GROUP)
         await self._send_frame({"type": "queue.subscribed"})
 
+    # --- calls (messaging/calls.py; docs/protocol.md#calls) ------------------------------------------------
+
+    async def on_call_start(self, frame: dict[str, Any]) -> None:
+        call = await realtime.call_service(
+            calls.do_start,
+            conversation_id=_int_field(frame, "conversation"),
+            caller=self.user,
+            media=frame.get("media"),
+            channel_name=self.channel_name,
+        )
+        await self._answer_call_frame(call)
+
+    async def on_call_accept(self, frame: dict[str, Any]) -> None:
+        call = await realtime.call_service(
+            calls.do_accept, call_id=_int_field(frame, "call"), user=self.user, channel_name=self.channel_name
+        )
+        await self._answer_call_frame(call)
+
+    async def on_call_decline(self, frame: dict[str, Any]) -> None:
+        await realtime.call_service(calls.do_decline, call_id=_int_field(frame, "call"), user=self.user)
+
+    async def on_call_hangup(self, frame: dict[str, Any]) -> None:
+        await realtime.call_service(calls.do_hang_up, call_id=_int_field(frame, "call"), user=self.user)
+
+    async def on_call_resume(self, frame: dict[str, Any]) -> None:
+        call = await realtime.call_service(
+            calls.do_resume, call_id=_int_field(frame, "call"), user=self.user, channel_name=self.channel_name
+        )
+        await self._answer_call_frame(call)
+
+    async def on_call_signal(self, frame: dict[str, Any]) -> None:
+        # The hot path of call set-up: relayed to the other party without a database write, never stored.
+        call_id = _int_field(frame, "call")
+        signal = calls.check_signal(frame)
+        party = self.call_parties.get(call_id)
+        if party is None:
+            party = await database_sync_to_async(calls.live_party)(call_id=call_id, user=self.user)
+            self.call_parties[call_id] = party
+        await realtime.publish_ephemeral(
+            group=realtime.user_group(party.peer_id),
+            frame=calls.signal_frame(party=party, sender=self.user, signal=signal),
+        )
+
+    async def _answer_call_frame(self, call: Call) -> None:
+        """This socket now carries the call: tell it the state and its ICE servers."""
+        self.calls_here.add(call.pk)
+        if call.is_live and call.callee_id is not None:
+            self.call_parties[call.pk] = calls.party_of(call=call, user=self.user)
+        await self._send_frame(await database_sync_to_async(calls.own_frame)(call=call, user=self.user))
+
     HANDLERS = {
+        "call.start": on_call_start,
+        "call.accept": on_call_accept,
+        "call.decline": on_call_decline,
+        "call.hangup": on_call_hangup,
+        "call.resume": on_call_resume,
+        "call.signal": on_call_signal,
         "ping": on_ping,
         "subscribe": on_subscribe,
         "unsubscribe": on_unsubscribe,
@@ -375,13 +437,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- helpers ---------------------------------------------------------------
 
     async def _catch_up(self, conversation_id: int) -> None:
+        sent = 0
         while True:
             after = self.sent_seq[conversation_id]
             batch = await database_sync_to_async(_serialized_messages_after)(conversation_id, after)
             for message in batch:
                 await self._send_frame({"type": "message", "message": message})
                 self.sent_seq[conversation_id] = message["seq"]
+            sent += len(batch)
             if len(batch) < selectors.CATCH_UP_BATCH:
+                metrics.observe_catch_up(sent)  # catch-up sizes (refundchat/metrics.py)
                 return
 
     async def _join(self, group: str) -> None:
@@ -396,7 +461,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise FrameError("frame_too_large", _("The frame is too large."))
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes (tests/security)
             raise FrameError("bad_json", _("The frame is not valid JSON.")) from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("bad_frame", _("A frame must be a JSON object with a type."))
@@ -439,7 +504,7 @@ def _ref_of(text_data: str | None) -> str | None:
     """The client_id of the frame an error answers, when it had one, so the client can match it."""
     try:
         frame = json.loads(text_data or "")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
         return frame["client_id"][:64]

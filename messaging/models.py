@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Length
 from django.db.models.lookups import GreaterThan, LessThanOrEqual
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tickets.models import RefundTicket
@@ -26,6 +27,9 @@ class Conversation(models.Model):
     # The seq of the newest message; the next message takes last_seq + 1 under a row lock.
     last_seq = models.PositiveBigIntegerField(_("last sequence number"), default=0)
     last_message_at = models.DateTimeField(_("last message at"), null=True, blank=True)
+    # The triage assistant holds the conversation (messaging/assistant): buyer messages go to it and routing
+    # waits. On the row the message path updates anyway, so the hot path learns it without another query.
+    assistant_active = models.BooleanField(_("assistant active"), default=False, db_default=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -70,6 +74,8 @@ class MessageKind(models.TextChoices):
     # Structured cards: what they show is in Message.data (docs/protocol.md).
     ORDER_CARD = "order_card", _("Order card")
     PRODUCT_CARD = "product_card", _("Product card")
+    # From the triage assistant (no sender): text, and in Message.data its quick replies and cards.
+    ASSISTANT = "assistant", _("Assistant")
 
 
 CARD_KINDS = (MessageKind.ORDER_CARD, MessageKind.PRODUCT_CARD)
@@ -205,3 +211,192 @@ class TicketViewer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.ticket_id}"
+
+
+# --- Voice and video calls (issue #10; messaging/calls.py) -------------------------------------------
+
+
+class CallMedia(models.TextChoices):
+    VOICE = "voice", _("Voice call")
+    VIDEO = "video", _("Video call")
+
+
+class CallState(models.TextChoices):
+    RINGING = "ringing", _("Ringing")
+    ACTIVE = "active", _("Active")
+    ENDED = "ended", _("Ended")
+
+
+class CallOutcome(models.TextChoices):
+    ENDED = "ended", _("Ended")
+    MISSED = "missed", _("Missed")
+    DECLINED = "declined", _("Declined")
+    BUSY = "busy", _("Busy")
+
+
+LIVE_CALL_STATES = (CallState.RINGING, CallState.ACTIVE)
+
+
+class Call(models.Model):
+    """One call attempt between a ticket's buyer and its agent. Only signalling state lives here: no SDP, no
+    candidates, no media (calls are never recorded). The transitions are in messaging/calls.py."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="calls", verbose_name=_("conversation")
+    )
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("caller")
+    )
+    # Null while a buyer's call to an unassigned ticket waits in the queue for any agent.
+    callee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("callee"),
+    )
+    media = models.CharField(_("media"), max_length=8, choices=CallMedia.choices)
+    state = models.CharField(_("state"), max_length=8, choices=CallState.choices, default=CallState.RINGING)
+    outcome = models.CharField(_("outcome"), max_length=8, choices=CallOutcome.choices, blank=True)
+    # Why it ended, machine-readable: hangup, cancelled, timeout, declined, busy, connection_lost.
+    end_reason = models.CharField(_("end reason"), max_length=16, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
+    )
+    # The socket of each party that carries the call's signalling; its loss starts the grace period.
+    caller_channel = models.CharField(_("caller's socket"), max_length=200, blank=True)
+    callee_channel = models.CharField(_("callee's socket"), max_length=200, blank=True)
+    caller_lost_at = models.DateTimeField(_("caller's socket lost at"), null=True, blank=True)
+    callee_lost_at = models.DateTimeField(_("callee's socket lost at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("started at"), default=timezone.now)
+    ring_deadline = models.DateTimeField(_("rings until"))
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(state__in=LIVE_CALL_STATES), name="call_one_live_per_conversation"
+            ),
+            models.CheckConstraint(condition=Q(media__in=CallMedia.values), name="call_media_valid"),
+            models.CheckConstraint(condition=~Q(caller=F("callee")), name="call_not_self"),
+            models.CheckConstraint(
+                condition=(Q(state=CallState.ENDED) & Q(ended_at__isnull=False) & ~Q(outcome=""))
+                | (Q(state__in=LIVE_CALL_STATES) & Q(ended_at__isnull=True) & Q(outcome="")),
+                name="call_ended_has_outcome",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=CallState.ACTIVE) | (Q(answered_at__isnull=False) & Q(callee__isnull=False)),
+                name="call_active_answered",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["caller_channel"], condition=Q(state__in=LIVE_CALL_STATES), name="call_live_caller"),
+            models.Index(fields=["callee_channel"], condition=Q(state__in=LIVE_CALL_STATES), name="call_live_callee"),
+            models.Index(fields=["state", "ring_deadline"], condition=Q(state="ringing"), name="call_ringing_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} {self.get_media_display()} #{self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_CALL_STATES
+
+    @property
+    def duration_seconds(self) -> int:
+        """Talk time: from the answer to the end (0 for a call never answered)."""
+        if self.answered_at is None:
+            return 0
+        end = self.ended_at or timezone.now()
+        return max(0, int((end - self.answered_at).total_seconds()))
+
+
+# --- The triage assistant (issue #7, messaging/assistant/) ------------------------------------------
+
+
+class AssistantState(models.TextChoices):
+    CONFIRM_ORDER = "confirm_order", _("Confirming the order")
+    PROBLEM = "problem", _("Asking the problem")
+    EVIDENCE = "evidence", _("Collecting evidence")
+    DONE = "done", _("Resolved by the assistant")
+    HANDED_OFF = "handed_off", _("Handed off to an agent")
+
+
+class AssistantDialog(models.Model):
+    """The assistant's dialog with the buyer of one ticket: its state survives restarts.
+
+    Buyer messages are processed one step each, in seq order, under this row's lock; `last_seq`
+    remembers the last one processed, so a resent or replayed message is never processed twice.
+    """
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="assistant_dialog", verbose_name=_("conversation")
+    )
+    state = models.CharField(_("state"), max_length=16, choices=AssistantState.choices)
+    # The language the buyer writes in now (their last message); replies follow it.
+    language = models.CharField(_("language"), max_length=10, default="zh-hans")
+    problem = models.CharField(_("problem type"), max_length=32, blank=True)
+    last_seq = models.PositiveBigIntegerField(_("last buyer message processed"), default=0)
+    # Evidence counts from buyer messages after this seq (when the evidence was asked for).
+    evidence_since_seq = models.PositiveBigIntegerField(_("evidence asked at"), default=0)
+    # Messages in a row the assistant did not understand; two hand the case off.
+    misunderstood = models.PositiveSmallIntegerField(_("not understood in a row"), default=0)
+    # Where to continue when an agent hands the case back.
+    resume_state = models.CharField(_("resume at"), max_length=16, choices=AssistantState.choices, blank=True)
+    handoff_reason = models.CharField(_("hand-off reason"), max_length=32, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("assistant dialog")
+        verbose_name_plural = _("assistant dialogs")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in AssistantState]), name="assistantdialog_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} ({self.get_state_display()})"
+
+    @property
+    def handoff_reason_label(self) -> str:
+        from messaging.assistant.dialog import REASON_LABELS
+
+        return str(REASON_LABELS.get(self.handoff_reason, self.handoff_reason))
+
+
+class AssistantStep(models.Model):
+    """One step of a dialog, append-only: what the buyer said, what the assistant understood and did."""
+
+    dialog = models.ForeignKey(
+        AssistantDialog, on_delete=models.CASCADE, related_name="steps", verbose_name=_("dialog")
+    )
+    # The buyer message this step answered; 0 for steps nobody's message started (opening, hand-back).
+    seq = models.PositiveBigIntegerField(_("buyer message"), default=0)
+    state_before = models.CharField(_("state before"), max_length=16, blank=True)
+    state_after = models.CharField(_("state after"), max_length=16)
+    text = models.CharField(_("buyer's words"), max_length=500, blank=True)
+    intent = models.CharField(_("intent"), max_length=32, blank=True)
+    confidence = models.FloatField(_("confidence"), default=0)
+    action = models.CharField(_("action"), max_length=32)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["dialog", "id"]
+        verbose_name = _("assistant step")
+        verbose_name_plural = _("assistant steps")
+
+    def __str__(self) -> str:
+        return f"{self.dialog_id}: {self.action}"

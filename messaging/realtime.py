@@ -24,6 +24,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 
+from refundchat.metrics import observe_broadcast
+
 logger = logging.getLogger(__name__)
 
 # Every connection of a staff member who may use the console joins this group.
@@ -86,6 +88,8 @@ async def _group_send(group: str, frame: Frame) -> None:
         slots = _send_slots[loop] = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
     async with slots:
         await layer.group_send(group, {"type": RELAY_EVENT_TYPE, "frame": frame})
+    # Every frame reaches the layer here: chat messages are counted, with their store → broadcast time.
+    observe_broadcast(frame)
 
 
 @cache

@@ -49,10 +49,13 @@ def _with_attachments(messages: QuerySet[Message]) -> QuerySet[Message]:
     )
 
 
+def messages_since(*, conversation_id: int, after_seq: int) -> QuerySet[Message]:
+    """Every message after `after_seq`, oldest first, unsliced (the REST API pages it by seq)."""
+    return _with_attachments(Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)).order_by("seq")
+
+
 def messages_after(*, conversation_id: int, after_seq: int, limit: int = CATCH_UP_BATCH) -> QuerySet[Message]:
-    return _with_attachments(Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq)).order_by(
-        "seq"
-    )[:limit]
+    return messages_since(conversation_id=conversation_id, after_seq=after_seq)[:limit]
 
 
 def message_attachments(message: Message) -> list[Any]:

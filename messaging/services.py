@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from media.models import Attachment, UploadStatus
-from messaging import ratelimit, realtime
+from messaging import pii, ratelimit, realtime
 from messaging.models import MESSAGE_MAX_LENGTH, Conversation, Message, MessageKind, Participant, ParticipantRole
 from messaging.selectors import can_send, serialize_message
 from refundchat.errors import Refused
@@ -66,7 +66,8 @@ def check_message_body(body: object) -> str:
 
 def post_message(*, conversation_id: int, sender: User, body: object, client_id: uuid.UUID) -> PostedMessage:
     """Store a participant's message once, whatever how often the client resends it."""
-    text = check_message_body(body)
+    # Card and resident ID numbers are masked before storing (the hot path's SQL stays one statement).
+    text = pii.mask_sensitive(check_message_body(body))
     wait = ratelimit.send_wait(user_id=sender.pk)
     if wait > 0:
         # Resends of a stored message are free: answer them even when over the rate.
@@ -115,7 +116,7 @@ WITH bumped AS (
            SELECT 1 FROM {message} AS m
             WHERE m.conversation_id = c.id AND m.sender_id = %(sender_id)s AND m.client_id = %(client_id)s
        )
-    RETURNING c.id, c.last_seq, c.ticket_id, t.buyer_id, t.first_responded_at
+    RETURNING c.id, c.last_seq, c.ticket_id, t.buyer_id, t.first_responded_at, c.assistant_active
 ), inserted AS (
     INSERT INTO {message} (conversation_id, seq, kind, sender_id, body, client_id, created_at)
     SELECT id, last_seq, %(kind)s, %(sender_id)s, %(body)s, %(client_id)s, %(now)s FROM bumped
@@ -126,7 +127,8 @@ WITH bumped AS (
       FROM inserted
      WHERE p.conversation_id = %(conversation_id)s AND p.user_id = %(sender_id)s
 )
-SELECT inserted.id, inserted.seq, bumped.ticket_id, bumped.buyer_id, bumped.first_responded_at
+SELECT inserted.id, inserted.seq, bumped.ticket_id, bumped.buyer_id, bumped.first_responded_at,
+       bumped.assistant_active
   FROM inserted, bumped
 """
 
@@ -155,7 +157,7 @@ def _store_text_statement(*, conversation_id: int, sender: User, text: str, clie
         row = cursor.fetchone()
         if row is None:
             return None
-        message_id, seq, ticket_id, buyer_id, first_responded_at = row
+        message_id, seq, ticket_id, buyer_id, first_responded_at, assistant_active = row
         message = Message(
             pk=message_id,
             conversation_id=conversation_id,
@@ -169,6 +171,8 @@ def _store_text_statement(*, conversation_id: int, sender: User, text: str, clie
         message._state.adding = False
         message._state.db = connection.alias
         _announce(message=message, ticket_id=ticket_id, buyer_id=buyer_id)
+        if assistant_active and sender.pk == buyer_id:
+            _schedule_assistant(conversation_id=conversation_id)
         # Only the first staff reply stops the clock: later ones skip the ticket lock.
         if sender.pk != buyer_id and first_responded_at is None:
             ticket_services.record_staff_reply(ticket_id=ticket_id, agent=sender)
@@ -215,7 +219,16 @@ def _store_locked(
         )
         if sender.pk != conversation.ticket.buyer_id and conversation.ticket.first_responded_at is None:
             ticket_services.record_staff_reply(ticket_id=conversation.ticket.pk, agent=sender)
+        if conversation.assistant_active and sender.pk == conversation.ticket.buyer_id:
+            _schedule_assistant(conversation_id=conversation.pk)
     return PostedMessage(message=message, created=True)
+
+
+def _schedule_assistant(*, conversation_id: int) -> None:
+    """The triage assistant answers a buyer message off the socket's path: a Celery task after commit."""
+    from refundchat.celery import queue_after_commit
+
+    queue_after_commit("messaging.tasks.assistant_step", conversation_id)
 
 
 def _locked_conversation(*, conversation_id: int) -> Conversation | None:
@@ -281,6 +294,17 @@ def receipt_frame(participant: Participant) -> dict[str, Any]:
 
 def post_system_message(*, conversation_id: int, body: str, key: uuid.UUID) -> PostedMessage:
     """Post a message from the system once per `key`, so that a retried task does not repeat it."""
+    return _post_keyed(conversation_id=conversation_id, kind=MessageKind.SYSTEM, body=body, data=None, key=key)
+
+
+def post_assistant_message(*, conversation_id: int, body: str, data: dict[str, Any], key: uuid.UUID) -> PostedMessage:
+    """A message of the triage assistant (no sender), once per `key`; `data` holds its quick replies and cards."""
+    return _post_keyed(conversation_id=conversation_id, kind=MessageKind.ASSISTANT, body=body, data=data, key=key)
+
+
+def _post_keyed(
+    *, conversation_id: int, kind: str, body: str, data: dict[str, Any] | None, key: uuid.UUID
+) -> PostedMessage:
     with transaction.atomic():
         conversation = _locked_conversation(conversation_id=conversation_id)
         if conversation is None:
@@ -289,7 +313,7 @@ def post_system_message(*, conversation_id: int, body: str, key: uuid.UUID) -> P
         existing = Message.objects.filter(conversation=conversation, sender=None, client_id=key).first()
         if existing is not None:
             return PostedMessage(message=existing, created=False)
-        message = _append(conversation=conversation, kind=MessageKind.SYSTEM, sender=None, body=body, client_id=key)
+        message = _append(conversation=conversation, kind=kind, sender=None, body=body, client_id=key, data=data)
     return PostedMessage(message=message, created=True)
 
 
@@ -376,7 +400,7 @@ def post_message_with_attachments(
     Only the sender's own completed uploads of this ticket that no message carries yet; anything else
     refuses the whole message and writes nothing.
     """
-    text = check_caption(body)
+    text = pii.mask_sensitive(check_caption(body))
     wanted = list(dict.fromkeys(upload_ids))
     if not wanted:
         raise MessageRejected("attachments_missing", _("Choose at least one file to send."))

@@ -12,11 +12,16 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from refundchat.logging import websocket_context  # noqa: E402
+from refundchat.metrics import websocket_metrics  # noqa: E402
 from refundchat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),  # type: ignore[arg-type]
+        # Inside the auth middleware: the connection's log context knows its user; the gauge counts open sockets.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(websocket_context(websocket_metrics(URLRouter(websocket_urlpatterns))))  # type: ignore[arg-type]
+        ),
     }
 )

@@ -11,11 +11,19 @@ from celery import Celery
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from refundchat.logging import connect_celery_signals as connect_log_signals
+from refundchat.metrics import connect_celery_signals as connect_metric_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refundchat.settings")
 
 app = Celery("refundchat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Every task logs with the ids of the request that queued it, and failures and retries are counted
+# (refundchat/logging.py, refundchat/metrics.py).
+connect_log_signals()
+connect_metric_signals()
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from refundchat.health import run_checks
+from refundchat.health import READY_CHECKS, run_checks
 from tickets.roles import can_use_console
 
 
@@ -21,7 +21,17 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = run_checks()
+    return _checks_response(run_checks())
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness for a load balancer: database, channel layer, broker reachable and every migration applied."""
+    return _checks_response(run_checks(READY_CHECKS))
+
+
+def _checks_response(checks: dict[str, str]) -> JsonResponse:
     healthy = all(result == "ok" for result in checks.values())
     down = [name for name, result in checks.items() if result != "ok"]
     return JsonResponse(

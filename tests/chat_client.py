@@ -26,6 +26,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+# The server process is stopping (refundchat/serve.py): reconnect at once, to another one.
+CLOSE_SERVICE_RESTART = 1012
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -53,13 +55,22 @@ class Browser:
         with self.opener.open(self.base_url + path, timeout=timeout) as response:
             return response.status, response.url, response.read().decode()
 
-    def post_form(self, path: str, fields: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
-        """GET the page for its CSRF token, then POST the form; redirects are followed. Returns (status, URL, body)."""
-        _status, _url, page = self.get(path, timeout=timeout)
+    def post_form(
+        self,
+        path: str,
+        fields: dict[str, str],
+        timeout: float = 60,
+        *,
+        form_page: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str, str]:
+        """GET the page (`form_page`, or `path` itself) for its CSRF token, then POST the form to `path`; redirects
+        are followed. Returns (status, URL, body)."""
+        _status, _url, page = self.get(form_page or path, timeout=timeout)
         match = CSRF_INPUT.search(page)
         token = match.group(1) if match else (self.cookie("csrftoken") or "")
         data = urllib.parse.urlencode({"csrfmiddlewaretoken": token, **fields}).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method="POST")
+        request = urllib.request.Request(self.base_url + path, data=data, method="POST", headers=headers or {})
         try:
             with self.opener.open(request, timeout=timeout) as response:
                 return response.status, response.url, response.read().decode()
@@ -87,6 +98,9 @@ class Stats:
     disconnects: int = 0
     resends: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    close_codes: list[int | None] = field(default_factory=list)  # of every socket the server closed
+    # (seconds from the close to the next hello) of each reconnect after a 1012 "service restart"
+    restart_reconnects: list[float] = field(default_factory=list)
 
 
 class ChatClient:
@@ -132,6 +146,11 @@ class ChatClient:
         self.caught_up = asyncio.Event()  # every conversation subscribed on the current socket
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._restarted_at: float | None = None
+        self._previous_restart: float | None = None
+        self.ticket_updates: list[dict[str, Any]] = []  # ticket.updated frames (refund-state pushes)
+        # The X-Upstream header of each handshake: which server process nginx chose (tests/stack.py NginxServer).
+        self.upstreams: list[str | None] = []
 
     # --- life cycle ----------------------------------------------------------------
 
@@ -161,6 +180,7 @@ class ChatClient:
     async def _run(self) -> None:
         delay = self.reconnect_min
         while not self._closing:
+            self._restarted_at = None
             try:
                 await self._connection()
                 delay = self.reconnect_min
@@ -175,6 +195,8 @@ class ChatClient:
             if self._closing:
                 return
             self.stats.disconnects += 1
+            if self._restarted_at is not None:
+                continue  # 1012: that server process is stopping, the others are up: at once, as realtime.js does
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.reconnect_max)
 
@@ -193,6 +215,10 @@ class ChatClient:
             if hello.get("type") != "hello":
                 raise ConnectionError(f"{self.name}: expected hello, got {hello}")
             self.user_id = hello["user_id"]
+            self.upstreams.append(ws.response.headers.get("X-Upstream") if ws.response is not None else None)
+            if self._previous_restart is not None:
+                self.stats.restart_reconnects.append(time.monotonic() - self._previous_restart)
+                self._previous_restart = None
             self.ws = ws
             self.stats.connects += 1
             self.connected.set()
@@ -206,6 +232,9 @@ class ChatClient:
                     self._handle(json.loads(raw), time.monotonic())
             finally:
                 resender.cancel()
+                self.stats.close_codes.append(ws.close_code)
+                if ws.close_code == CLOSE_SERVICE_RESTART:
+                    self._restarted_at = self._previous_restart = time.monotonic()
 
     async def _resend_loop(self, ws: ClientConnection) -> None:
         """Resend what is unacknowledged once subscribed, then every `resend_after` seconds while unacknowledged."""
@@ -244,6 +273,8 @@ class ChatClient:
                 self.caught_up.set()
         elif kind == "error":
             self.stats.errors.append(frame)
+        elif kind == "ticket.updated":
+            self.ticket_updates.append(frame)
 
     def _on_message(self, message: dict[str, Any], received_at: float) -> None:
         conversation, seq = message["conversation"], message["seq"]

@@ -9,9 +9,16 @@ from django.utils import translation
 
 from messaging import realtime
 
+# Every HTTP response of every test is checked for leaked secrets (tests/security/leakcheck.py).
+from tests.security.leakcheck import leak_check  # noqa: F401
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--screenshots", action="store_true", help="save screenshots of key pages to docs/screenshots/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_leak: this test may see a secret in a response (leakcheck)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -33,3 +33,13 @@ REFUNDCHAT_SEND_BURST = 10_000
 REFUNDCHAT_PAYOUT_CALLBACK_URL = ""
 REFUNDCHAT_FAKE_PAYOUT_FAILURE_RATE = 0.0
 REFUNDCHAT_FAKE_PAYOUT_DELAY_SECONDS = 0
+
+# The triage assistant stays off so the suite keeps its behaviour; its own tests turn it on (tests/messaging/assistant).
+REFUNDCHAT_ASSISTANT_ENABLED = False
+
+# Field encryption (refundchat/crypto.py): the suite's own key, never a deployment's.
+REFUNDCHAT_FIELD_KEYS = ["Dqx3jyFTFiOeAOvN8ZotQxVNZtNC3GH1W3jkXI0rkxw="]
+
+# Ticket and upload rate limits (refundchat/rate_limits.py) out of the way; tests/security/test_doors.py sets them.
+REFUNDCHAT_TICKETS_PER_DAY = 10_000
+REFUNDCHAT_UPLOADS_PER_HOUR = 10_000

@@ -8,9 +8,11 @@ here needs pytest; `stack_environment()` reads Django's test database only when 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,6 +43,18 @@ def current_database_url() -> tuple[str, bool]:
         auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
         return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}", False
     return f"sqlite:///{db['NAME']}", True
+
+
+def field_keys() -> str:
+    """REFUNDCHAT_FIELD_KEYS for processes this one starts: the keys of this process when Django is set up (the
+    servers decrypt what the tests encrypted, refundchat/crypto.py), else a fresh key (production settings,
+    as the benchmarks run, refuse to start without one)."""
+    from cryptography.fernet import Fernet
+    from django.conf import settings as django_settings
+
+    if django_settings.configured:
+        return ",".join(django_settings.REFUNDCHAT_FIELD_KEYS)
+    return Fernet.generate_key().decode()
 
 
 def stack_environment(
@@ -83,10 +97,18 @@ def stack_environment(
             # can neither read this stack's frames and tasks nor hand it theirs.
             "REFUNDCHAT_CHANNEL_PREFIX": f"asgi-{uuid.uuid4().hex[:12]}",
             "REFUNDCHAT_CELERY_QUEUE": f"stack-{uuid.uuid4().hex[:12]}",
+            # As in tests/settings.py: the triage assistant is off unless a test turns it on (extra).
+            "REFUNDCHAT_ASSISTANT_ENABLED": "0",
         }
     )
+    env.setdefault("REFUNDCHAT_FIELD_KEYS", field_keys())
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server must not hide async-unsafe ORM calls
+    env.pop("REFUNDCHAT_CELERY_MEDIA_QUEUE", None)  # follows the stack's own queue name
+    # The stack's processes pool their Prometheus samples here, as a production host does (refundchat/metrics.py).
+    metrics_dir = var_dir / "prometheus"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if extra:
         env.update(extra)
     return env
@@ -209,11 +231,109 @@ class RedisServer(ManagedProcess):
 
 
 def daphne_command(port: int, application: str = "refundchat.asgi:application") -> list[str]:
-    return [PYTHON, "-m", "daphne", "--bind", "127.0.0.1", "--port", str(port), application]
+    """Daphne as production runs it: with the graceful stop of refundchat/serve.py (1012 on SIGTERM)."""
+    return [PYTHON, "-m", "refundchat.serve", "--bind", "127.0.0.1", "--port", str(port), application]
 
 
-def worker_command(*, concurrency: int = 1) -> list[str]:
-    pool = ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
+NGINX_LOCATIONS = ROOT / "deploy" / "nginx" / "refundchat-locations.conf"
+NGINX_SITE = ROOT / "deploy" / "nginx" / "refundchat.conf"
+
+
+def nginx_main_config(prefix: Path, site: str) -> str:
+    """A whole nginx.conf around `site` (upstream and server blocks) that runs unprivileged under `prefix`."""
+    temp = "\n".join(
+        f"    {name}_temp_path {prefix / name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""daemon off;
+worker_processes 1;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} info;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {prefix / "access.log"};
+    # Which Daphne process answered (tests/chat_client.py reads it from each WebSocket handshake).
+    add_header X-Upstream $upstream_addr always;
+{temp}
+{site}
+}}
+"""
+
+
+def nginx_site(
+    upstream_ports: Iterable[int],
+    *,
+    listen: int,
+    tls: tuple[Path, Path] | None = None,
+    http_port: int | None = None,
+) -> str:
+    """deploy/nginx/refundchat.conf for this machine: its upstream on `upstream_ports`, HTTPS on `listen` with
+    `tls` (certificate, key) and the redirect on `http_port`; without `tls`, plain HTTP on `listen`. The proxy
+    rules are deploy/nginx/refundchat-locations.conf itself."""
+    site = NGINX_SITE.read_text()
+    servers = "".join(f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;\n" for port in upstream_ports)
+    site = re.sub(r"upstream refundchat \{.*?\n\}", "upstream refundchat {\n" + servers + "}", site, flags=re.S)
+    site = site.replace("/etc/nginx/snippets/refundchat-locations.conf", str(NGINX_LOCATIONS))
+    site = site.replace("server_name refunds.example.com;", "server_name 127.0.0.1 localhost;")
+    site = re.sub(r"\n\s*listen \[::\]:\d+[^;]*;", "", site)  # loopback only
+    if tls is None:
+        site = re.sub(r"server \{\n    listen 80;.*?\n\}\n", "", site, flags=re.S)  # no redirect server
+        site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen};")
+        return re.sub(r"\n\s*ssl_[a-z_]+ [^;]*;", "", site)
+    certificate, key = tls
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{http_port or free_port()};")
+    site = site.replace("https://$host$request_uri", f"https://$host:{listen}$request_uri")
+    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen} ssl http2;")
+    site = re.sub(r"ssl_certificate .*;", f"ssl_certificate {certificate};", site)
+    return re.sub(r"ssl_certificate_key .*;", f"ssl_certificate_key {key};", site)
+
+
+class NginxServer(ManagedProcess):
+    """nginx (Debian's package) in front of the stack's Daphne processes, unprivileged, on a spare port."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        upstream_ports: Iterable[int],
+        *,
+        tls: tuple[Path, Path] | None = None,
+        name: str = "nginx",
+    ) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise RuntimeError("nginx not found: install Debian's nginx")
+        self.port = free_port()
+        self.tls = tls
+        prefix = log_dir / name
+        prefix.mkdir(parents=True, exist_ok=True)
+        config = prefix / "nginx.conf"
+        config.write_text(nginx_main_config(prefix, nginx_site(upstream_ports, listen=self.port, tls=tls)))
+        super().__init__(
+            name=name,
+            command=[binary, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
+            env=dict(os.environ),
+            log_dir=log_dir,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        super().start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"nginx exited:\n{self.log_tail()}")
+            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nginx on port {self.port} did not listen:\n{self.log_tail()}")
+
+
+def worker_command(*, concurrency: int = 1, prefork: bool = False) -> list[str]:
+    """A worker in this process (solo) when `concurrency` is 1, else (or with `prefork`) with pool processes."""
+    pool = ["--pool", "solo"] if concurrency == 1 and not prefork else ["--concurrency", str(concurrency)]
     return [PYTHON, "-m", "celery", "--app", "refundchat", "worker", *pool, "--loglevel", "INFO"]
 
 
@@ -224,12 +344,14 @@ def beat_command(var_dir: Path) -> list[str]:
 
 @dataclass
 class LiveStack:
-    """The server processes of one test or benchmark; `url` is Daphne's."""
+    """The server processes of one test or benchmark; `url` is Daphne's, or nginx's when it has one in front of
+    several Daphne processes ("daphne", "daphne-2", ...: `daphne_urls`)."""
 
     url: str
     port: int
     log_dir: Path
     services: dict[str, ManagedProcess] = field(default_factory=dict)
+    daphne_urls: list[str] = field(default_factory=list)
 
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
@@ -254,7 +376,10 @@ class LiveStack:
         )
 
     def wait_until_healthy(self, timeout: float = 30) -> None:
-        wait_until_healthy(self.url, self, timeout=timeout)
+        for url in self.daphne_urls:
+            wait_until_healthy(url, self, timeout=timeout)
+        if self.url not in self.daphne_urls:
+            wait_until_healthy(self.url, self, timeout=timeout)
 
     def restart_daphne(self, *, timeout: float = 30) -> None:
         """kill -9 Daphne and start it again on the same port."""
@@ -288,15 +413,17 @@ class LiveStack:
             self.services["redis"].stop()
 
 
-def wait_until_healthy(url: str, stack: LiveStack, timeout: float = 30) -> None:
-    """Wait until /healthz answers 200 (database, channel layer and broker reachable)."""
+def wait_until_healthy(
+    url: str, stack: LiveStack, timeout: float = 30, *, path: str = "/healthz", context: ssl.SSLContext | None = None
+) -> None:
+    """Wait until /healthz (or `path`: /readyz) answers 200 (database, channel layer and broker reachable)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for service in stack.services.values():
             if service.process is not None and service.process.poll() is not None:
                 raise RuntimeError(f"server process {service.name} exited early:\n{stack.logs()}")
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+            with urllib.request.urlopen(url + path, timeout=2, context=context) as response:
                 if response.status == 200:
                     return
         except (OSError, urllib.error.HTTPError):
@@ -316,13 +443,25 @@ def build_stack(
     redis: RedisServer | None = None,
     port: int | None = None,
     daphne_args: Iterable[str] = (),
+    daphnes: int = 1,
+    nginx: bool = False,
 ) -> LiveStack:
-    """The processes of a stack, not yet started. `env` comes from `stack_environment()`."""
-    port = port or free_port()
-    stack = LiveStack(url=f"http://127.0.0.1:{port}", port=port, log_dir=log_dir)
+    """The processes of a stack, not yet started. `env` comes from `stack_environment()`. With `daphnes` > 1,
+    more Daphne processes on their own ports ("daphne-2", ...); with `nginx`, nginx in front of them all."""
+    ports = [port or free_port(), *(free_port() for _ in range(daphnes - 1))]
+    stack = LiveStack(url=f"http://127.0.0.1:{ports[0]}", port=ports[0], log_dir=log_dir)
+    stack.daphne_urls = [f"http://127.0.0.1:{p}" for p in ports]
     if redis is not None:
         stack.services["redis"] = redis
-    stack.services["daphne"] = ManagedProcess("daphne", [*daphne_command(port), *daphne_args], env, log_dir)
+    if nginx:  # Daphne trusts nginx's X-Forwarded-For and -Proto, as in production
+        daphne_args = [*daphne_args, "--proxy-headers"]
+    for index, daphne_port in enumerate(ports):
+        name = "daphne" if index == 0 else f"daphne-{index + 1}"
+        stack.services[name] = ManagedProcess(name, [*daphne_command(daphne_port), *daphne_args], env, log_dir)
+    if nginx:
+        proxy = NginxServer(log_dir, ports)
+        stack.services["nginx"] = proxy
+        stack.url, stack.port = proxy.url, proxy.port
     if worker:
         stack.services["worker"] = ManagedProcess(
             "worker", worker_command(concurrency=worker_concurrency), env, log_dir
@@ -343,6 +482,8 @@ def running_stack(
     media_root: Path | None = None,
     extra_env: Mapping[str, str] | None = None,
     health_timeout: float = 30,
+    daphnes: int = 1,
+    nginx: bool = False,
 ) -> Iterator[LiveStack]:
     """Start a stack under `base_dir` (var/ and logs/ inside it), wait until it is healthy, stop it afterwards.
 
@@ -362,7 +503,9 @@ def running_stack(
     )
     if env.get("REFUNDCHAT_CHANNEL_LAYER") == "sqlite":
         subprocess.run([PYTHON, "manage.py", "migrate", "--database", "channels", "-v0"], cwd=ROOT, env=env, check=True)
-    stack = build_stack(var_dir=var_dir, log_dir=log_dir, env=env, worker=worker, beat=beat, redis=redis)
+    stack = build_stack(
+        var_dir=var_dir, log_dir=log_dir, env=env, worker=worker, beat=beat, redis=redis, daphnes=daphnes, nginx=nginx
+    )
     try:
         for service in stack.services.values():  # redis first: the dict keeps insertion order
             service.start()

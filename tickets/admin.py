@@ -2,16 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from tickets import outbox
+from refundchat.api.tokens import SCOPES, do_create_token
+from tickets import outbox, webhooks
 from tickets.formatting import format_cny
 from tickets.models import (
+    AccessLogEntry,
     AgentProfile,
     CannedReply,
+    DataExport,
+    IntegrationToken,
     Label,
     NoteMention,
     Order,
@@ -24,6 +29,8 @@ from tickets.models import (
     TicketEvent,
     TicketLabel,
     TicketNote,
+    WebhookEvent,
+    WebhookSubscription,
 )
 
 
@@ -97,7 +104,17 @@ class RefundTicketAdmin(admin.ModelAdmin):
     list_select_related = ("order", "buyer", "assigned_agent")
     raw_id_fields = ("order", "buyer", "assigned_agent")
     # State changes go through the services (issue #5), never through a form field.
-    readonly_fields = ("status", "created_at", "updated_at", "first_responded_at", "resolved_at", "team")
+    readonly_fields = (
+        "status",
+        "created_at",
+        "updated_at",
+        "first_responded_at",
+        "resolved_at",
+        "team",
+        # Issue #9: only the masked account is ever shown; the encrypted one is in no form.
+        "payout_method",
+        "payout_account_masked",
+    )
     # Labels and team change in the console (services.set_labels, transfer_to_team), each with its event.
     exclude = ("labels",)
     inlines = [RefundTicketItemInline, TicketEventInline]
@@ -250,3 +267,145 @@ class SatisfactionRatingAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
     search_fields = ("=ticket__id", "comment")
     list_select_related = ("ticket",)
     date_hierarchy = "created_at"
+
+
+# --- Reports (issue #8): the managers' report pages under /admin/reports/ (tickets/reports/) -------------------
+from tickets.reports import admin as reports_admin  # noqa: E402 - after the registrations it sits beside
+
+reports_admin.install(admin.site)
+# --- end of reports ----------------------------------------------------------------------------------------------
+
+
+# --- The REST API (issue #8): integration tokens and webhook subscriptions ----------------------------------------
+
+
+class IntegrationTokenForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        label=_("scopes"),
+        choices=[(scope, scope) for scope in SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("What the token may read or change; the user's role limits it further."),
+    )
+
+    class Meta:
+        model = IntegrationToken
+        fields = ("name", "user", "scopes", "active", "expires_at")
+
+
+@admin.register(IntegrationToken)
+class IntegrationTokenAdmin(admin.ModelAdmin):
+    """Tokens for the shop's systems: the token is shown once, when it is made; only its hash is kept."""
+
+    form = IntegrationTokenForm
+    list_display = ("name", "prefix", "user", "active", "expires_at", "last_used_at", "created_at")
+    list_filter = ("active",)
+    search_fields = ("name", "prefix", "user__username")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("prefix", "last_used_at", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: IntegrationToken, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, key = do_create_token(
+            name=obj.name, user=obj.user, scopes=list(form.cleaned_data["scopes"]), expires_at=obj.expires_at
+        )
+        obj.pk, obj.key_hash, obj.prefix, obj.created_at = token.pk, token.key_hash, token.prefix, token.created_at
+        obj._state.adding = False
+        self.message_user(
+            request,
+            _("The token is %(key)s — copy it now: it is not stored and will not be shown again.") % {"key": key},
+            messages.WARNING,
+        )
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        label=_("event types"), choices=WebhookEvent.choices, widget=forms.CheckboxSelectMultiple
+    )
+    secret = forms.CharField(
+        label=_("signing secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("At least 16 characters. Empty: keep the current one (or make one for a new subscription)."),
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ("url", "event_types", "secret", "active", "description")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # The service's own checks, so a refusal shows on the form and nothing is saved.
+        secret = data.get("secret") or self.instance.secret or webhooks.new_secret()
+        try:
+            webhooks.check_subscription(
+                url=data.get("url") or "", secret=secret, event_types=list(data.get("event_types") or [])
+            )
+        except webhooks.SubscriptionRefused as refused:
+            raise forms.ValidationError(refused.message, code=refused.code) from None
+        return data
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """Receivers of ticket events; saved through tickets.webhooks, as the API saves them."""
+
+    form = WebhookSubscriptionForm
+    list_display = ("url", "event_list", "active", "created_by", "updated_at")
+    list_filter = ("active",)
+    search_fields = ("url", "description")
+    list_select_related = ("created_by",)
+
+    @admin.display(description=_("event types"))
+    def event_list(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.event_types)
+
+    def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            saved = webhooks.do_save_subscription(
+                by=request.user,  # type: ignore[arg-type]
+                url=data["url"],
+                event_types=list(data["event_types"]),
+                secret=data["secret"],
+                active=data["active"],
+                description=data["description"],
+                subscription_id=obj.pk if change else None,
+            )
+        except webhooks.SubscriptionRefused as refused:
+            self.message_user(request, refused.message, messages.ERROR)
+            return
+        obj.pk, obj._state.adding = saved.pk, False
+        if not change and not data["secret"]:
+            self.message_user(
+                request,
+                _("The signing secret is %(secret)s — give it to the receiver now.") % {"secret": saved.secret},
+                messages.WARNING,
+            )
+
+
+@admin.register(AccessLogEntry)
+class AccessLogEntryAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    """Issue #9: who read whose personal data. Managers read it; nobody adds, edits or deletes entries (on
+    PostgreSQL a trigger refuses UPDATE and DELETE as well)."""
+
+    list_display = ("created_at", "actor_name", "action", "ticket_id", "target")
+    list_filter = ("action", "created_at")
+    search_fields = ("actor_name", "=ticket__id", "target")
+    date_hierarchy = "created_at"
+    readonly_fields = [field.name for field in AccessLogEntry._meta.fields]
+    actions = None
+
+
+@admin.register(DataExport)
+class DataExportAdmin(ReadOnlyInlineMixin, admin.ModelAdmin):
+    """Buyers' data exports (tickets/privacy.py): only their state; the file goes to its buyer alone."""
+
+    list_display = ("created_at", "buyer", "status", "size", "expires_at")
+    list_filter = ("status",)
+    fields = ("buyer", "status", "size", "created_at", "ready_at", "expires_at")
+    readonly_fields = fields

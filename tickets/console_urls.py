@@ -21,6 +21,7 @@ urlpatterns += [
     path("tickets/<int:ticket_id>/notes/", workspace_views.add_note, name="add_note"),
     path("tickets/<int:ticket_id>/labels/", workspace_views.set_labels, name="set_labels"),
     path("tickets/<int:ticket_id>/team/", workspace_views.team_transfer, name="team_transfer"),
+    path("tickets/<int:ticket_id>/assistant/handback/", workspace_views.assistant_handback, name="assistant_handback"),
     path("mentions/", workspace_views.mentions, name="mentions"),
     path("mentions/seen/", workspace_views.mentions_seen, name="mentions_seen"),
     path("replies/", workspace_views.canned_list, name="canned_list"),

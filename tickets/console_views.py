@@ -19,10 +19,10 @@ from django.views.decorators.http import require_POST
 from messaging.context import chat_context
 from messaging.selectors import can_send, with_unread
 from refundchat.pagination import CappedCount, count_up_to
-from tickets import notes, payouts, routing, selectors, services
+from tickets import access_log, notes, payouts, routing, selectors, services
 from tickets.console_forms import ConsoleQueueFilterForm
 from tickets.formatting import format_cny
-from tickets.models import Payout
+from tickets.models import AccessAction, Payout
 from tickets.roles import AuthenticatedRequest, can_handle_tickets, can_use_console
 from tickets.views import perform_transition, transition_actions
 
@@ -90,6 +90,10 @@ def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpRespo
     from tickets.workspace_views import workspace_context
 
     ticket = selectors.get_console_ticket(ticket_id=ticket_id)
+    # Staff reading a buyer's case is personal data access (issue #9).
+    access_log.record_access(
+        actor=request.user, action=AccessAction.TICKET_VIEWED, ticket_id=ticket.pk, target=f"ticket:{ticket.pk}"
+    )
     events = list(selectors.timeline(ticket=ticket, for_buyer=False))
     return render(
         request,

@@ -8,10 +8,18 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext_lazy as _
 
 from tickets.formatting import format_cny
-from tickets.models import Order, RefundKind, RefundReason, RefundTicket, ReturnCondition, TicketStatus
+from tickets.models import Order, PayoutMethod, RefundKind, RefundReason, RefundTicket, ReturnCondition, TicketStatus
+from tickets.payouts import PayoutError, check_payout_account
 from tickets.selectors import QueueFilters
 from tickets.services import RequestedItem
 from tickets.workflow import CARRIERS, Need, Transition, TransitionInput
+
+
+class UnechoedTextInput(forms.TextInput):
+    """A visible text input that never renders a value back: a refused form does not echo a card number."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
 
 
 class RefundRequestForm(forms.Form):
@@ -24,6 +32,21 @@ class RefundRequestForm(forms.Form):
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    payout_method = forms.ChoiceField(
+        label=_("Refund to"),
+        choices=PayoutMethod.choices,
+        required=False,
+        initial=PayoutMethod.ORIGINAL,
+        widget=forms.RadioSelect(attrs={"data-testid": "payout-method"}),
+    )
+    # Never rendered back: a refused form shows the field empty, so the number is not echoed into the page.
+    payout_account = forms.CharField(
+        label=_("Card number or account"),
+        required=False,
+        max_length=64,
+        widget=UnechoedTextInput(attrs={"autocomplete": "off", "data-testid": "payout-account"}),
+        help_text=_("Stored encrypted; staff only ever see it masked."),
     )
 
     def __init__(
@@ -54,6 +77,11 @@ class RefundRequestForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        method = cleaned.get("payout_method") or PayoutMethod.ORIGINAL
+        try:
+            check_payout_account(method=method, account=cleaned.get("payout_account") or "")
+        except PayoutError as error:
+            self.add_error("payout_account", error.message)
         if not self.requested_items():
             raise forms.ValidationError(_("Choose at least one item to refund."))
         return cleaned

@@ -125,6 +125,15 @@ class Team(models.TextChoices):
     WAREHOUSE = "warehouse", _("Warehouse")
 
 
+class PayoutMethod(models.TextChoices):
+    """Where a refund goes: back the way the order was paid, or to an account the buyer names."""
+
+    ORIGINAL = "", _("Original payment method")
+    BANK_CARD = "bank_card", _("Bank card")
+    ALIPAY = "alipay", _("Alipay")
+    WECHAT = "wechat", _("WeChat Pay")
+
+
 class RefundTicket(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="tickets", verbose_name=_("order"))
     # Denormalised from the order so that permission checks and queues need no join.
@@ -171,6 +180,23 @@ class RefundTicket(models.Model):
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     # Handed to a back-office team (finance, warehouse) for an answer; the agent keeps the chat.
     team = models.CharField(_("handed to team"), max_length=16, choices=Team.choices, blank=True, default="")
+    # Where the buyer wants the money (issue #9): the account is encrypted (refundchat/crypto.py) and
+    # decrypted only to pay (tickets/payouts.py); every other place shows the masked form. db_default: rows written
+    # without naming these columns (seed_bulk's COPY) get the empty value.
+    payout_method = models.CharField(
+        _("refund to"),
+        max_length=16,
+        choices=PayoutMethod.choices,
+        blank=True,
+        default=PayoutMethod.ORIGINAL,
+        db_default=PayoutMethod.ORIGINAL,
+    )
+    payout_account_encrypted = models.TextField(
+        _("payout account (encrypted)"), blank=True, editable=False, default="", db_default=""
+    )
+    payout_account_masked = models.CharField(
+        _("payout account"), max_length=40, blank=True, editable=False, default="", db_default=""
+    )
     labels: models.ManyToManyField[Label, TicketLabel] = models.ManyToManyField(
         "Label", through="TicketLabel", blank=True, related_name="tickets", verbose_name=_("labels")
     )
@@ -185,6 +211,8 @@ class RefundTicket(models.Model):
             ("receive_return", _("Can confirm returned parcels")),
             ("manage_payout", _("Can pay out refunds")),
             ("arbitrate", _("Can decide escalated tickets")),
+            # Reports (issue #8): the managers' report pages in the admin (tickets/reports/).
+            ("view_reports", _("Can see the reports")),
         ]
         indexes = [
             models.Index(fields=["status", "first_response_due_at"], name="ticket_status_due_idx"),
@@ -268,6 +296,18 @@ class TicketEvent(models.Model):
         ordering = ["created_at", "id"]
         verbose_name = _("ticket event")
         verbose_name_plural = _("ticket events")
+        # Reports (issue #8): reopened, handed-off and assigned tickets, without reading every event.
+        indexes = [
+            models.Index(
+                fields=["ticket"],
+                condition=Q(kind="status_changed", from_status__in=["cancelled", "closed", "refunded", "rejected"]),
+                name="ticketevent_reopened_idx",
+            ),
+            models.Index(
+                fields=["ticket", "reason"], condition=Q(kind="assistant_handoff"), name="ticketevent_handoff_idx"
+            ),
+            models.Index(fields=["ticket"], condition=Q(kind="assigned"), name="ticketevent_assigned_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="status_changed", to_status__gt="") | ~Q(kind="status_changed"),
@@ -545,3 +585,161 @@ class SatisfactionRating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket} {self.score}/5"
+
+
+# --- The REST API (issue #8): webhook subscriptions and integration tokens -------------------------------------
+
+
+class WebhookEvent(models.TextChoices):
+    """The events the outbox sends to the shop's systems (tickets/notifications.py)."""
+
+    TICKET_CREATED = "ticket.created", _("Ticket created")
+    TICKET_STATUS_CHANGED = "ticket.status_changed", _("Ticket status changed")
+
+
+class WebhookSubscription(models.Model):
+    """A receiver of ticket events: each matching event becomes one signed outbox message for it."""
+
+    url = models.URLField(_("URL"), max_length=500)
+    # Shared with the receiver, which recomputes the signature; never shown again after it is set.
+    secret = models.CharField(_("signing secret"), max_length=128)
+    # The WebhookEvent values this receiver wants.
+    event_types = models.JSONField(_("event types"), default=list)
+    active = models.BooleanField(_("active"), default=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("webhook subscription")
+        verbose_name_plural = _("webhook subscriptions")
+        constraints = [
+            models.CheckConstraint(condition=Q(url__regex=r"^https?://"), name="webhook_url_http"),
+            models.CheckConstraint(condition=~Q(secret=""), name="webhook_secret_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event: str) -> bool:
+        return self.active and event in self.event_types
+
+
+class IntegrationToken(models.Model):
+    """An API token for one of the shop's systems: it acts as `user` (whose role gives the rights),
+    further narrowed to `scopes` ("<resource>:read" / "<resource>:write"). Only a hash is stored."""
+
+    name = models.CharField(_("name"), max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="integration_tokens",
+        verbose_name=_("acts as"),
+    )
+    # SHA-256 of the token (hex); the token itself is shown once, when it is created.
+    key_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    # The token's first characters, to tell tokens apart in the admin and in logs.
+    prefix = models.CharField(_("prefix"), max_length=12, editable=False)
+    scopes = models.JSONField(_("scopes"), default=list)
+    active = models.BooleanField(_("active"), default=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("integration token")
+        verbose_name_plural = _("integration tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AccessAction(models.TextChoices):
+    TICKET_VIEWED = "ticket_viewed", _("Ticket opened in the console")
+    ATTACHMENT_DOWNLOADED = "attachment_downloaded", _("Attachment downloaded")
+    PAYOUT_ACCOUNT_DECRYPTED = "payout_account_decrypted", _("Payout account decrypted")
+    DATA_EXPORTED = "data_exported", _("Personal data exported")
+    DATA_ERASED = "data_erased", _("Personal data erased")
+
+
+class AccessLogEntry(models.Model):
+    """Who read whose personal data, and when (tickets/access_log.py). Append-only: the admin shows it
+    read-only and, on PostgreSQL, a trigger refuses UPDATE and DELETE (migration 0015)."""
+
+    # No foreign key constraints: an entry outlives what it names, and SET_NULL would be an UPDATE.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        related_name="+",
+        verbose_name=_("who"),
+    )
+    actor_name = models.CharField(_("who (name then)"), max_length=150, blank=True)
+    action = models.CharField(_("what"), max_length=32, choices=AccessAction.choices)
+    ticket = models.ForeignKey(
+        RefundTicket,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ticket"),
+    )
+    # The attachment, payout or export concerned, as "attachment:12".
+    target = models.CharField(_("object"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("personal data access")
+        verbose_name_plural = _("personal data access log")
+        indexes = [models.Index(fields=["ticket", "-created_at"], name="accesslog_ticket_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.get_action_display()} {self.target}"
+
+
+class ExportStatus(models.TextChoices):
+    PREPARING = "preparing", _("Preparing")
+    READY = "ready", _("Ready")
+    FAILED = "failed", pgettext_lazy("export status", "Failed")
+
+
+class DataExport(models.Model):
+    """A buyer's download of all their data: a zip built by Celery (tickets/privacy.py), its link expiring."""
+
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="data_exports", verbose_name=_("buyer")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=ExportStatus.choices, default=ExportStatus.PREPARING)
+    # Under MEDIA_ROOT/exports/; never served from a public URL.
+    file_name = models.CharField(_("file"), max_length=200, blank=True)
+    size = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    ready_at = models.DateTimeField(_("ready at"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("data export")
+        verbose_name_plural = _("data exports")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="ready", ready_at__isnull=False, expires_at__isnull=False) | ~Q(status="ready"),
+                name="dataexport_ready_has_times",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.buyer} {self.get_status_display()}"

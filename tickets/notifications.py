@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from tickets import outbox
 from tickets.formatting import format_cny, format_duration
-from tickets.models import OutboxKind, RefundTicket, TicketEvent, TicketStatus
+from tickets.models import OutboxKind, RefundTicket, TicketEvent, TicketStatus, WebhookEvent, WebhookSubscription
 
 # Namespace for the idempotency keys of system messages about tickets.
 SYSTEM_MESSAGE_NAMESPACE = uuid.UUID("8a3e8a4c-6f53-4d53-9a65-2a1a1f0c7d11")
@@ -51,7 +51,7 @@ def notify_ticket_created(*, ticket: RefundTicket) -> None:
                 "sla": sla,
             }
             _queue_email(ticket=ticket, subject=subject, body=body)
-    _queue_webhook(ticket=ticket, event=None, name="ticket.created")
+    _queue_webhook(ticket=ticket, event=None, name=WebhookEvent.TICKET_CREATED)
 
 
 def notify_status_changed(*, ticket: RefundTicket, event: TicketEvent) -> None:
@@ -72,7 +72,7 @@ def notify_status_changed(*, ticket: RefundTicket, event: TicketEvent) -> None:
                     "status": ticket.get_status_display(),
                 }
                 _queue_email(ticket=ticket, subject=subject, body=text, event=event)
-    _queue_webhook(ticket=ticket, event=event, name="ticket.status_changed")
+    _queue_webhook(ticket=ticket, event=event, name=WebhookEvent.TICKET_STATUS_CHANGED)
 
 
 def _queue_email(*, ticket: RefundTicket, subject: str, body: str, event: TicketEvent | None = None) -> None:
@@ -84,11 +84,16 @@ def _queue_email(*, ticket: RefundTicket, subject: str, body: str, event: Ticket
     )
 
 
-def _queue_webhook(*, ticket: RefundTicket, event: TicketEvent | None, name: str) -> None:
-    if not settings.REFUNDCHAT_WEBHOOK_URL:
+def _queue_webhook(*, ticket: RefundTicket, event: TicketEvent | None, name: WebhookEvent) -> None:
+    """One outbox message per receiver: the settings URL (if any) and every active subscription to `name`.
+
+    Each message is signed and retried on its own, so one receiver that is down delays no other.
+    """
+    subscriptions = [sub for sub in WebhookSubscription.objects.filter(active=True) if sub.wants(name)]
+    if not settings.REFUNDCHAT_WEBHOOK_URL and not subscriptions:
         return
     body = {
-        "event": name,
+        "event": name.value,
         "ticket": ticket.number,
         "order_no": ticket.order.order_no,
         "status": ticket.status,
@@ -97,12 +102,22 @@ def _queue_webhook(*, ticket: RefundTicket, event: TicketEvent | None, name: str
         "requested_amount_cents": ticket.requested_amount_cents,
         "occurred_at": (event.created_at if event else ticket.created_at).isoformat(),
     }
-    outbox.enqueue(
-        ticket=ticket,
-        event=event,
-        kind=OutboxKind.WEBHOOK,
-        payload={"url": settings.REFUNDCHAT_WEBHOOK_URL, "body": body},
-    )
+    if settings.REFUNDCHAT_WEBHOOK_URL:
+        outbox.enqueue(
+            ticket=ticket,
+            event=event,
+            kind=OutboxKind.WEBHOOK,
+            payload={"url": settings.REFUNDCHAT_WEBHOOK_URL, "body": body},
+        )
+    for subscription in subscriptions:
+        # The URL is kept as it was at the event; the secret is read at delivery (tickets.outbox), so rotating
+        # it applies to retries too and it never sits in the outbox table.
+        outbox.enqueue(
+            ticket=ticket,
+            event=event,
+            kind=OutboxKind.WEBHOOK,
+            payload={"url": subscription.url, "subscription_id": subscription.pk, "body": body},
+        )
 
 
 def promised_by(*, status: str, since: datetime) -> datetime | None:

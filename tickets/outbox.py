@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from refundchat.celery import queue_after_commit, queue_task
-from tickets.models import OutboxKind, OutboxMessage, OutboxStatus, RefundTicket, TicketEvent
+from tickets.models import OutboxKind, OutboxMessage, OutboxStatus, RefundTicket, TicketEvent, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +156,15 @@ def webhook_signature(*, secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _send_webhook(message: OutboxMessage) -> None:
+    secret = settings.REFUNDCHAT_WEBHOOK_SECRET
+    subscription_id = message.payload.get("subscription_id")
+    if subscription_id is not None:
+        subscription = WebhookSubscription.objects.filter(pk=subscription_id, active=True).first()
+        if subscription is None:
+            # Deleted or switched off since the event: the receiver no longer wants it; nothing to send.
+            logger.info("outbox message %s: webhook subscription %s is gone", message.pk, subscription_id)
+            return
+        secret = subscription.secret
     body = json.dumps(message.payload["body"], ensure_ascii=False, sort_keys=True).encode()
     timestamp = str(int(time.time()))
     request = urllib.request.Request(
@@ -165,9 +174,9 @@ def _send_webhook(message: OutboxMessage) -> None:
         headers={
             "Content-Type": "application/json; charset=utf-8",
             "Idempotency-Key": str(message.idempotency_key),
+            "X-RefundChat-Event": str(message.payload["body"].get("event", "")),
             "X-RefundChat-Timestamp": timestamp,
-            "X-RefundChat-Signature": "sha256="
-            + webhook_signature(secret=settings.REFUNDCHAT_WEBHOOK_SECRET, timestamp=timestamp, body=body),
+            "X-RefundChat-Signature": "sha256=" + webhook_signature(secret=secret, timestamp=timestamp, body=body),
         },
     )
     # Any non-2xx answer raises HTTPError: the message stays pending and is retried with backoff.

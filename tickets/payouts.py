@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -25,12 +27,16 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from messaging import pii
+from refundchat import crypto
 from refundchat.errors import Refused
-from tickets import outbox
+from tickets import access_log, outbox
 from tickets.formatting import format_cny
 from tickets.models import (
+    AccessAction,
     OutboxKind,
     Payout,
+    PayoutMethod,
     PayoutStatus,
     RefundTicket,
     TicketEvent,
@@ -44,10 +50,21 @@ class PayoutError(Refused):
     pass
 
 
+@dataclass(frozen=True)
+class PayoutDestination:
+    """Where the money goes; `account` is in clear and must never be logged or stored."""
+
+    method: str
+    account: str
+
+    def __repr__(self) -> str:
+        return f"PayoutDestination(method={self.method!r}, account=<hidden>)"
+
+
 class PayoutProvider(Protocol):
     name: str
 
-    def request_payout(self, *, payout: Payout, attempt_key: str) -> str:
+    def request_payout(self, *, payout: Payout, attempt_key: str, destination: PayoutDestination) -> str:
         """Ask the gateway to pay; return its reference. The result arrives later through the callback."""
         ...
 
@@ -66,7 +83,7 @@ class FakePayoutProvider:
 
     name = "fake"
 
-    def request_payout(self, *, payout: Payout, attempt_key: str) -> str:
+    def request_payout(self, *, payout: Payout, attempt_key: str, destination: PayoutDestination) -> str:
         from tickets.tasks import settle_fake_payout
 
         # The same attempt always has the same outcome, as a gateway answers a repeated idempotency key.
@@ -100,6 +117,89 @@ def send_fake_callback(*, body: dict[str, Any]) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
+
+
+# --- payout accounts (issue #9: encrypted at rest, decrypted only to pay) ---------
+
+_WECHAT_ID = re.compile(r"^[A-Za-z][-_A-Za-z0-9]{5,19}$")
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SPACES = re.compile(r"[\s-]+")
+
+
+@dataclass(frozen=True)
+class SealedAccount:
+    method: str
+    encrypted: str
+    masked: str
+
+
+def check_payout_account(*, method: str, account: str) -> str:
+    """The account normalised for its method, or a translated refusal. No account for the original method."""
+    account = account.strip()
+    if method == PayoutMethod.ORIGINAL:
+        return ""
+    if method == PayoutMethod.BANK_CARD:
+        digits = _SPACES.sub("", account)
+        if not (digits.isdigit() and 12 <= len(digits) <= 19 and pii.luhn_valid(digits)):
+            raise PayoutError("bad_card", _("This is not a valid bank card number (12 to 19 digits)."))
+        return digits
+    if method == PayoutMethod.ALIPAY:
+        if not (_MOBILE.match(account) or _EMAIL.match(account)):
+            raise PayoutError("bad_alipay", _("Enter the mobile number or e-mail of your Alipay account."))
+        return account
+    if method == PayoutMethod.WECHAT:
+        if not (_MOBILE.match(account) or _WECHAT_ID.match(account)):
+            raise PayoutError("bad_wechat", _("Enter your WeChat ID or the mobile number bound to WeChat Pay."))
+        return account
+    raise PayoutError("bad_method", _("Choose where the refund should go."))
+
+
+def seal_payout_account(*, method: str, account: str) -> SealedAccount:
+    """Check, encrypt and mask an account the buyer entered."""
+    clear = check_payout_account(method=method, account=account)
+    if not clear:
+        return SealedAccount(method=PayoutMethod.ORIGINAL, encrypted="", masked="")
+    masked = crypto.mask_card(clear) if method == PayoutMethod.BANK_CARD else crypto.mask_account(clear)
+    return SealedAccount(method=method, encrypted=crypto.encrypt(clear), masked=masked)
+
+
+def payout_destination(*, ticket: RefundTicket, actor: User | None) -> PayoutDestination:
+    """The one place an account is decrypted: the payout step. Each decryption is in the access log."""
+    if not ticket.payout_account_encrypted:
+        return PayoutDestination(method=PayoutMethod.ORIGINAL, account="")
+    access_log.record_access(
+        actor=actor,
+        action=AccessAction.PAYOUT_ACCOUNT_DECRYPTED,
+        ticket_id=ticket.pk,
+        target=f"ticket:{ticket.pk}",
+    )
+    return PayoutDestination(method=ticket.payout_method, account=crypto.decrypt(ticket.payout_account_encrypted))
+
+
+def rotate_payout_accounts(*, batch_size: int = 500) -> int:
+    """Re-encrypt every stored account under the first key of REFUNDCHAT_FIELD_KEYS (after a new key was put
+    first); rows already under it are skipped, so a run that stopped half-way can simply be run again.
+    Returns how many rows were re-encrypted."""
+    rotated = 0
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                RefundTicket.objects.select_for_update()
+                .filter(pk__gt=last_id)
+                .exclude(payout_account_encrypted="")
+                .order_by("pk")
+                .only("pk", "payout_account_encrypted")[:batch_size]
+            )
+            if not batch:
+                return rotated
+            for ticket in batch:
+                if not crypto.is_current(ticket.payout_account_encrypted):
+                    ticket.payout_account_encrypted = crypto.rotate(ticket.payout_account_encrypted)
+                    ticket.save(update_fields=["payout_account_encrypted"])
+                    rotated += 1
+            last_id = batch[-1].pk
 
 
 # --- services ------------------------------------------------------------------
@@ -170,7 +270,10 @@ def send_request(*, payout_id: int, attempt: int) -> None:
         return
     payout.attempts = attempt
     attempt_key = f"{payout.idempotency_key}:{attempt}"
-    payout.provider_reference = get_provider().request_payout(payout=payout, attempt_key=attempt_key)
+    destination = payout_destination(ticket=payout.ticket, actor=None)
+    payout.provider_reference = get_provider().request_payout(
+        payout=payout, attempt_key=attempt_key, destination=destination
+    )
     payout.save(update_fields=["attempts", "provider_reference", "updated_at"])
 
 

@@ -43,6 +43,7 @@ GROUP_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "tickets.arbitrate",
         "tickets.change_agentprofile",
         "tickets.manage_team_replies",  # in the console; the admin stays view-only for managers
+        "tickets.view_reports",  # the report pages of the admin (issue #8)
     ),
 }
 

@@ -83,9 +83,12 @@ def auto_assign(*, ticket_id: int) -> User | None:
 def assign_waiting() -> int:
     """Hand out queued tickets, oldest first, while online agents have room; returns how many."""
     assigned = 0
-    waiting = RefundTicket.objects.filter(
-        status__in=OPEN_STATUSES - {TicketStatus.ESCALATED}, assigned_agent__isnull=True
-    ).order_by("created_at")
+    waiting = (
+        RefundTicket.objects.filter(status__in=OPEN_STATUSES - {TicketStatus.ESCALATED}, assigned_agent__isnull=True)
+        # The triage assistant holds these until it hands them off (messaging/assistant).
+        .exclude(conversation__assistant_active=True)
+        .order_by("created_at")
+    )
     for ticket_id in waiting.values_list("pk", flat=True)[:500]:
         if auto_assign(ticket_id=ticket_id) is None:
             break  # nobody has room now

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from messaging import realtime
 from messaging.models import Conversation
+from refundchat import rate_limits
 from refundchat.celery import queue_after_commit
 from refundchat.errors import Refused
 from tickets import notifications, selectors
@@ -93,10 +94,18 @@ def create_refund_ticket(
     items: Sequence[RequestedItem],
     description: str = "",
     language: str = "zh-hans",
+    payout_method: str = "",
+    payout_account: str = "",
 ) -> RefundTicket:
-    """Open a refund ticket and its conversation for items of one of the buyer's orders."""
-    from messaging import services as messaging_services
+    """Open a refund ticket and its conversation for items of one of the buyer's orders.
 
+    A payout account (bank card, Alipay, WeChat) is checked and stored encrypted, with its masked form.
+    """
+    from messaging import services as messaging_services
+    from tickets import payouts
+
+    rate_limits.check_new_ticket_allowed(buyer_id=buyer.pk)
+    sealed = payouts.seal_payout_account(method=payout_method, account=payout_account)
     with transaction.atomic():
         # The lock serialises requests on one order: no item can end up in two open tickets.
         order = selectors.get_buyer_order(buyer=buyer, order_no=order_no, for_update=True)
@@ -111,6 +120,9 @@ def create_refund_ticket(
             language=language,
             requested_amount_cents=sum(quantity * price for _id, quantity, price in rows),
             first_response_due_at=now + settings.REFUNDCHAT_FIRST_RESPONSE_SLA,
+            payout_method=sealed.method,
+            payout_account_encrypted=sealed.encrypted,
+            payout_account_masked=sealed.masked,
         )
         RefundTicketItem.objects.bulk_create(
             RefundTicketItem(ticket=ticket, order_item_id=item_id, quantity=quantity)

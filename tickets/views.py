@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from messaging.context import chat_context
@@ -35,6 +36,7 @@ def order_detail(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
     return render(request, "tickets/order_detail.html", {"order": order, "tickets": tickets})
 
 
+@sensitive_post_parameters("payout_account")  # never in error reports
 @login_required
 def refund_request(request: AuthenticatedRequest, order_no: str) -> HttpResponse:
     order = selectors.get_buyer_order(buyer=request.user, order_no=order_no)
@@ -54,8 +56,10 @@ def refund_request(request: AuthenticatedRequest, order_no: str) -> HttpResponse
                 items=form.requested_items(),
                 description=form.cleaned_data["description"],
                 language=get_language(),
+                payout_method=form.cleaned_data["payout_method"] or "",
+                payout_account=form.cleaned_data["payout_account"] or "",
             )
-        except services.TicketError as error:
+        except (services.TicketError, payouts.PayoutError) as error:
             form.add_error(None, str(error))
         else:
             return redirect("tickets:ticket_detail", ticket_id=ticket.pk)

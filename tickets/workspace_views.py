@@ -14,19 +14,21 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from messaging.assistant import selectors as assistant_selectors
+from messaging.assistant import services as assistant_services
 from refundchat.errors import Refused
+from refundchat.pagination import CappedPaginator
 from tickets import canned, notes, search, services
 from tickets.console_forms import CannedReplyForm, LabelsForm, NoteForm, TeamTransferForm
-from refundchat.pagination import CappedPaginator
 from tickets.console_views import console_required
 from tickets.models import CannedReply, Label, RefundTicket, TicketEvent
 from tickets.roles import AuthenticatedRequest
 
 SEARCH_PAGE_SIZE = 20
-
-
 # Matches counted at most (refundchat/pagination.py): a common word's exact count cost more than its page.
 SEARCH_COUNT_CAP = 1000
+
+
 def workspace_context(
     request: AuthenticatedRequest, *, ticket: RefundTicket, events: list[TicketEvent]
 ) -> dict[str, Any]:
@@ -48,6 +50,7 @@ def workspace_context(
             "team": _("team"),
         },
         "unseen_mentions": notes.unseen_mention_count(user=request.user),
+        "assistant_dialog": assistant_selectors.dialog_for_ticket(ticket_id=ticket.pk),
     }
 
 
@@ -106,6 +109,20 @@ def team_transfer(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse
         )
     except Refused as error:
         messages.error(request, error.message)
+    return _back(ticket_id)
+
+
+@require_POST
+@console_required
+def assistant_handback(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
+    """Give the conversation back to the triage assistant (messaging/assistant)."""
+    _ticket_or_404(ticket_id)
+    try:
+        assistant_services.hand_back(ticket_id=ticket_id, by=request.user)
+    except Refused as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The assistant has the conversation again."))
     return _back(ticket_id)
 
 

@@ -134,7 +134,7 @@
       meta.className = "meta";
       var sender = document.createElement("span");
       sender.className = "sender";
-      sender.textContent = m.sender_name || "";
+      sender.textContent = m.sender_name || (m.kind === "assistant" ? labels.assistant : "");
       var time = document.createElement("time");
       time.dateTime = m.created_at || "";
       time.textContent = m.created_at ? timeText(m.created_at) : "";
@@ -149,6 +149,7 @@
       body.textContent = m.body;
       li.append(body);
     }
+    if (m.kind === "assistant") li.append(buildAssistantExtras(m.data || {}));
     if (m.attachments && m.attachments.length) {
       var box = document.createElement("div");
       box.className = "attachments";
@@ -216,6 +217,35 @@
     var foot = el("div", { "class": "card-message-foot" }, labels.paid_total + " ");
     foot.append(el("strong", {}, card.paid_total));
     box.append(head, items, foot);
+    return box;
+  }
+
+  // The triage assistant's order card(s), quick replies and upload button (messaging/_assistant_message.html).
+  function buildAssistantExtras(data) {
+    var box = el("div", { "class": "assistant-extras", "data-testid": "assistant-extras" });
+    if (data.order) box.append(buildOrderCard(data.order));
+    if (data.orders && data.orders.length) {
+      var orders = el("div", { "class": "assistant-orders" });
+      data.orders.forEach(function (card) {
+        var safe = /^\/[^\/]/.test(card.url || "") ? card.url : "#";
+        var link = el("a", { "class": "card-message" + (card.current ? " current" : ""), href: safe, "data-testid": "assistant-order" });
+        var head = el("span", { "class": "card-message-head" }, labels.order + " ");
+        head.append(el("strong", {}, card.order_no));
+        var items = (card.items || []).map(function (item) { return item.title + " × " + item.quantity; }).join("，");
+        link.append(head, el("span", { "class": "card-message-items" }, items), el("span", { "class": "card-message-foot" }, card.paid_total));
+        orders.append(link);
+      });
+      box.append(orders);
+    }
+    if (userId !== buyerId) return box;
+    if (data.quick_replies && data.quick_replies.length) {
+      var replies = el("div", { "class": "quick-replies" });
+      data.quick_replies.forEach(function (reply) {
+        replies.append(el("button", { type: "button", "class": "quick-reply", "data-quick-reply": reply.label, "data-reply-id": reply.id, "data-testid": "quick-reply" }, reply.label));
+      });
+      box.append(replies);
+    }
+    if (data.upload) box.append(el("button", { type: "button", "class": "assistant-upload", "data-assistant-upload": "", "data-testid": "assistant-upload" }, labels.assistant_upload));
     return box;
   }
 
@@ -418,6 +448,7 @@
   socket.on("presence", showPresence);
 
   socket.on("error", function (frame) {
+    if (frame.ref && frame.ref.indexOf("call:") === 0) return;  // a call's error: calls.js shows it
     var el = frame.ref ? elements[frame.ref] : null;
     if (el && frame.code === "rate_limited") {
       // Still sending: try again when the server says a token is free.
@@ -432,6 +463,15 @@
       setStatus(el, "failed", frame.message);
     }
     showError(frame.message);
+  });
+
+  // The assistant's quick replies are sent as ordinary messages (their label); its upload button opens the file picker.
+  list.addEventListener("click", function (event) {
+    var reply = event.target.closest("[data-quick-reply]");
+    if (reply && form) { addEntry({ body: reply.dataset.quickReply }); return; }
+    var upload = event.target.closest("[data-assistant-upload]");
+    var picker = root.querySelector("[data-file-input]");
+    if (upload && picker) picker.click();
   });
 
   list.addEventListener("click", function (event) {
@@ -457,6 +497,11 @@
       if (!body) { showError(labels.empty); return; }
       if (body.length > 5000) { showError(labels.too_long); return; }
       showError("");
+      // A card or resident ID number: ask first (edit, or send it masked); the server masks it anyway.
+      if (piiWarning && window.RefundChatPII && window.RefundChatPII.find(body).length) { warnSensitive(body); return; }
+      sendText(body);
+    });
+    function sendText(body) {
       var entry = { client_id: newClientId(), body: body, created_at: new Date().toISOString(), state: "sending" };
       saveOutbox(loadOutbox().concat([entry]));
       showOutboxEntry(entry);
@@ -464,7 +509,23 @@
       sendEntry(entry);
       input.value = "";
       input.focus();
-    });
+    }
+    var piiWarning = root.querySelector("[data-pii-warning]");
+    function warnSensitive(body) {
+      var masked = window.RefundChatPII.mask(body);
+      piiWarning.querySelector("[data-pii-preview]").textContent = masked;
+      piiWarning.hidden = false;
+      piiWarning.querySelector("[data-pii-send-masked]").onclick = function () {
+        piiWarning.hidden = true;
+        sendText(masked);
+      };
+      piiWarning.querySelector("[data-pii-edit]").onclick = function () {
+        piiWarning.hidden = true;
+        var first = window.RefundChatPII.find(input.value)[0];
+        input.focus();
+        if (first) input.setSelectionRange(first.start, first.end);
+      };
+    }
     input.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();

@@ -66,7 +66,7 @@
         containers.forEach(function (container) {
           if (only && only.indexOf(container) < 0) return;
           var replacement = fresh.querySelector("[data-live-list='" + container.dataset.liveList + "']");
-          if (replacement) container.innerHTML = replacement.innerHTML;
+          if (replacement) container.replaceChildren.apply(container, Array.from(replacement.childNodes));
         });
       })
       .catch(function () { /* the next reconnect tries again */ });

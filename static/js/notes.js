@@ -31,7 +31,7 @@
           var fresh = new DOMParser().parseFromString(html, "text/html");
           var list = fresh.querySelector("[data-notes-list]");
           var current = section.querySelector("[data-notes-list]");
-          if (list && current) current.innerHTML = list.innerHTML;
+          if (list && current) current.replaceChildren.apply(current, Array.from(list.childNodes));
           // Opening the page marked this ticket's mentions seen: the server's badge is the truth.
           var badge = fresh.querySelector("[data-mentions-badge]");
           if (badge) setBadge(badge.hidden ? 0 : Number(badge.textContent) || 0);

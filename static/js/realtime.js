@@ -49,6 +49,9 @@
       if (self.ws !== ws) return;  // an old socket, already replaced
       self.setConnected(false);
       if (event.code === 4401) { window.location.reload(); return; }  // session ended: log in again
+      // 1012 "service restart": this server process is stopping (refundchat/serve.py) and the others are up;
+      // reconnect at once through the load balancer, without the backoff meant for an outage.
+      if (event.code === 1012) { self.reconnectNow(); return; }
       self.scheduleReconnect();
     });
   };

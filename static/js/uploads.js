@@ -41,7 +41,7 @@
 
   function openLightbox(link) {
     if (!box) return false;
-    stage.innerHTML = "";
+    stage.replaceChildren();
     zoom = 1;
     var media;
     if (link.hasAttribute("data-lightbox-video")) {
@@ -74,7 +74,7 @@
     if (!box || box.hidden) return;
     var video = stage.querySelector("video");
     if (video) video.pause();
-    stage.innerHTML = "";
+    stage.replaceChildren();
     box.hidden = true;
     document.body.classList.remove("lightbox-open");
   }
@@ -127,7 +127,8 @@
           .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
           .then(function (html) {
             var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("[data-evidence]");
-            if (fresh) gallery.innerHTML = fresh.innerHTML;
+            // The server's escaped HTML, moved as parsed nodes: never re-parsed from a string here.
+            if (fresh) gallery.replaceChildren.apply(gallery, Array.from(fresh.childNodes));
           })
           .catch(function () { /* the next frame or reconnect tries again */ });
       }, 400);
@@ -240,7 +241,7 @@
     }[state] + (state === "uploading" || state === "paused" ? " · " + formatSize(u.size) : "");
     tile.querySelector("[data-upload-label]").textContent = text;
     var actions2 = tile.querySelector(".upload-actions");
-    actions2.innerHTML = "";
+    actions2.replaceChildren();
     function button(label, action, testid) {
       var b = node("button", { type: "button", "class": "link", "data-testid": testid }, label);
       b.addEventListener("click", function () { action(clientId, u.key); });

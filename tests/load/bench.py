@@ -36,6 +36,7 @@ from tests.stack import (
     ROOT,
     LiveStack,
     ManagedProcess,
+    NginxServer,
     RedisServer,
     build_stack,
     daphne_command,
@@ -69,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Daphne processes on one Redis layer, one per core (the baseline gets as many echo processes); "
         "sockets are spread over them round-robin, as a balancer in front of them would (default 2)",
     )
+    add(
+        "--nginx",
+        action="store_true",
+        help="put nginx (deploy/nginx/) in front of the Daphne processes, and another in front of the echo "
+        "processes, and connect every socket through it: at least 2 Daphne processes (docs/deploy.md)",
+    )
     add("--sockets-per-user", type=int, default=5, help="sockets (tabs) per logged-in user: users log in once each")
     add("--rate", type=float, default=200.0, help="messages per second in the steady profile (default 200)")
     add("--duration", type=float, default=60.0, help="seconds of the steady profile (default 60)")
@@ -99,6 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = {p.strip() for p in args.profiles.split(",") if p.strip()} - {"idle", "steady", "surge", "storm"}
     if unknown:
         parser.error(f"unknown profiles: {', '.join(sorted(unknown))}")
+    if args.nginx:
+        args.daphne = max(args.daphne, 2)
     if args.quick:
         args.buyers, args.agents, args.sockets_per_user = 40, 8, 4
         args.rate, args.duration, args.idle = 20.0, 4.0, 2.0
@@ -709,13 +718,17 @@ def bench_stack(
         stack.wait_until_healthy(timeout=60)
         for port in extra_ports:
             wait_port(port, timeout=60)
-        yield (
-            stack,
-            {
-                "urls": [stack.url, *(f"http://127.0.0.1:{port}" for port in extra_ports)],
-                "echo_urls": [f"http://127.0.0.1:{port}" for port in echo_ports],
-            },
-        )
+        urls = [stack.url, *(f"http://127.0.0.1:{port}" for port in extra_ports)]
+        echo_urls = [f"http://127.0.0.1:{port}" for port in echo_ports]
+        if args.nginx:
+            # Every socket through nginx, which spreads them over the processes (the baseline too: same path).
+            proxy = NginxServer(log_dir, [stack.port, *extra_ports])
+            echo_proxy = NginxServer(log_dir, echo_ports, name="nginx-echo")
+            stack.services[proxy.name], stack.services[echo_proxy.name] = proxy, echo_proxy
+            proxy.start()
+            echo_proxy.start()
+            urls, echo_urls = [proxy.url], [echo_proxy.url]
+        yield stack, {"urls": urls, "echo_urls": echo_urls}
     finally:
         stack.stop()
 
@@ -829,9 +842,10 @@ async def bench(
         # RefundChat's servers stop first: a backlog they still work through must not load the baseline's cores.
         for name in (*daphne_names(args), "worker", "beat"):
             await asyncio.to_thread(stack[name].stop)
-        for name, url in zip(echo_names(args), echo_urls, strict=True):
+        for name in echo_names(args):
             await asyncio.to_thread(stack[name].start)
-            await asyncio.to_thread(wait_port, int(url.rsplit(":", 1)[1]))
+            command = stack[name].command
+            await asyncio.to_thread(wait_port, int(command[command.index("--port") + 1]))
         base_load = make_load(echo_urls, conversations, args.agents, [], [], args.sockets_per_user)
         log(f"baseline echo consumer: {len(base_load.sockets)} sockets")
         results["baseline"] = await run_profiles(base_load, args, sampler, baseline=True, check_db=None)

@@ -31,8 +31,9 @@ def test_console_bench_measures_every_page_on_a_small_bulk_data_set() -> None:
         assert row["plan"]["summary"]
         assert "Execution Time" in row["plan"]["text"]
         if row["page"].startswith("queue"):
-            # The queue's query count is bounded whatever the page shows (tests/tickets/test_views.py: 10, 11).
-            assert row["queries"] <= 11, row["page"]
+            # The queue's query count is bounded whatever the page shows (tests/tickets/test_views.py: 10, 11;
+            # a label filter one more, tests/tickets/test_labels_and_teams.py).
+            assert row["queries"] <= 12, row["page"]
         elif row["page"].startswith("search"):
             assert row["queries"] <= 9, row["page"]
     table = console_bench.table(results)

@@ -63,6 +63,11 @@ from tickets.roles import Role, ensure_role_groups
 from tickets.workflow import CARRIERS, COMMITTED_STATUSES, TRANSITIONS, Actor
 
 PREFIX = "bulk-"
+# The share of assigned tickets the triage assistant handed over, and its reason codes (messaging/assistant/dialog.py
+# Reason) with their weights.
+HANDOFF_SHARE = 0.7
+HANDOFF_REASONS = ["buyer_asked", "needs_approval", "needs_judgement", "not_understood", "angry"]
+HANDOFF_WEIGHTS = [35, 20, 20, 15, 10]
 PASSWORD = "refundchat"
 NEXT_RESPONSE_RULE = "next_response_breached"
 
@@ -656,6 +661,9 @@ class Generator:
         self.reasons = list(REASON_WEIGHTS)
         self.reason_weights = list(REASON_WEIGHTS.values())
         self.order_seq = 0
+        # The assistant's hand-offs (issue #8 reports) draw from their own generator, so the rest of the data set
+        # stays what it was for a given --seed (deterministic too, with a seed of its own).
+        self.handoff_rng = random.Random("assistant-handoffs")
 
     def _at(self, moment: datetime, low: int, high: int) -> datetime:
         return moment + timedelta(seconds=self.rng.randint(low, high))
@@ -751,6 +759,10 @@ class Generator:
             to_status=S.REQUESTED,
             data={"kind": kind, "reason": reason, "items": [[i, q] for i, q, _p in asked]},
         )
+        if assign_offset is not None and self.handoff_rng.random() < HANDOFF_SHARE:
+            # The triage assistant talked first and handed the ticket to a human just before it was assigned.
+            handoff_reason = self.handoff_rng.choices(HANDOFF_REASONS, HANDOFF_WEIGHTS)[0]
+            event(at(assign_offset - 1), TicketEventKind.ASSISTANT_HANDOFF, None, visible=False, reason=handoff_reason)
         if assign_offset is not None:
             assert agent_id is not None
             if rng.random() < 0.05 and len(agents) > 1:

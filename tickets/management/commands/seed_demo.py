@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
+from messaging.assistant import services as assistant_services
 from tickets.models import Order, OrderItem
 from tickets.roles import Role, ensure_role_groups
 
@@ -78,6 +79,8 @@ class Command(BaseCommand):
                 username: self._user(username, first, last, role, staff)
                 for username, first, last, role, staff in DEMO_USERS
             }
+            # The triage assistant's account (its internal notes' author), so the admin shows it from the start.
+            assistant_services.assistant_user()
             created = 0
             for buyer_index, username in enumerate(("alice", "bob")):
                 created += self._orders(users[username], buyer_index)
