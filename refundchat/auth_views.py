@@ -12,7 +12,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -135,3 +135,17 @@ def _safe_next(request: HttpRequest, url: str | None) -> str:
     ):
         return url
     return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The admin's login page: the site's throttled login for the logged out.
+
+    Someone logged in who is not admin staff (an agent, a buyer) is refused here with a 403: sending them on to the
+    site's login, which sends a logged-in user back to `next`, would bounce between the two forever.
+    """
+    if request.user.is_authenticated:
+        if request.user.is_active and request.user.is_staff:
+            return redirect(_safe_next(request, request.GET.get("next")) if request.GET.get("next") else "admin:index")
+        raise PermissionDenied
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(resolve_url("login") + (f"?{query}" if query else ""))

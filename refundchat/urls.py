@@ -3,7 +3,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import RedirectView
 from django.views.static import serve
 
 from refundchat import auth_views as auth_views_local
@@ -24,7 +23,7 @@ urlpatterns = [
     path("accounts/login/code/", auth_views_local.login_code, name="login_code"),
     path("accounts/two-factor/", auth_views_local.two_factor_setup, name="two_factor_setup"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="admin_login"),
+    path("admin/login/", auth_views_local.admin_login, name="admin_login"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("console/", include("tickets.console_urls")),

@@ -126,8 +126,10 @@ def test_agents_and_buyers_are_kept_out(live_stack: LiveStack, browser: object, 
     factories.buyer(username="alice")
     page = new_page(browser, live_stack, username)
     response = page.goto(f"{live_stack.url}/admin/reports/volume/")
-    # Not admin staff: the admin's login page, never a report.
+    # Not admin staff: the admin sends them to its login page, which refuses them (403), never a report and never
+    # a redirect loop through the site's login.
     assert response is not None
+    assert response.status == 403
     assert "/admin/login/" in page.url
     expect(page.get_by_test_id("report-page")).to_have_count(0)
     page.context.close()

@@ -10,11 +10,11 @@ the survivor, through nginx, holding exactly the stored messages: none lost, non
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import expect
@@ -34,6 +34,7 @@ MESSAGES = 40  # alternately from alice and the agent
 FAULT_AT = 15
 SEND_INTERVAL = 0.05
 SETTLE_TIMEOUT = 30.0
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -41,6 +42,13 @@ def scaled_stack(transactional_db: None, tmp_path: Path) -> Iterator[LiveStack]:
     extra = {"REFUNDCHAT_SEND_BURST": "10000"}
     with running_stack(tmp_path, own_redis=True, daphnes=2, nginx=True, extra_env=extra) as stack:
         yield stack
+
+
+def off_the_browser_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run() on a thread of its own: once a browser test has run, Playwright's sync API keeps an event loop
+    running on the test's thread for the rest of the package, and asyncio.run() refuses to nest in it."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def serving(stack: LiveStack, client: ChatClient) -> str:
@@ -137,7 +145,7 @@ def assert_crossed_and_caught_up(
 def test_daphne_killed_clients_move_to_the_survivor(scaled_stack: LiveStack, claimed_ticket: ClaimedTicket) -> None:  # noqa: F811
     stack = scaled_stack
 
-    alice, agent, victim = asyncio.run(chat_across(stack, claimed_ticket, lambda name: stack[name].kill()))
+    alice, agent, victim = off_the_browser_loop(chat_across(stack, claimed_ticket, lambda name: stack[name].kill()))
 
     survivor = next(name for name in ("daphne", "daphne-2") if name != victim)
     assert not stack[victim].running
@@ -153,7 +161,9 @@ def test_daphne_sigterm_closes_with_1012_and_clients_reconnect_at_once(
 ) -> None:
     stack = scaled_stack
 
-    alice, agent, victim = asyncio.run(chat_across(stack, claimed_ticket, lambda name: stack[name].stop(timeout=20)))
+    alice, agent, victim = off_the_browser_loop(
+        chat_across(stack, claimed_ticket, lambda name: stack[name].stop(timeout=20))
+    )
 
     survivor = next(name for name in ("daphne", "daphne-2") if name != victim)
     process = stack[victim].process
@@ -208,8 +218,5 @@ def test_browser_reconnects_at_once_on_1012_and_goes_on(
     wait_until(page, lambda: page.evaluate("window.RefundChat.socket.opens") == 2, "the page is back")
     assert page.evaluate("window.backoffs") == 0
     agent_cookie = log_in_cookie(stack.url, claimed_ticket.agent.username, PASSWORD)
-    # In a thread of its own: Playwright's sync API keeps an event loop running on this one.
-    with ThreadPoolExecutor(1) as thread:
-        body = "还在吗？我们换了一台服务器"
-        thread.submit(asyncio.run, send_as(stack, agent_cookie, claimed_ticket.conversation_id, body)).result()
+    off_the_browser_loop(send_as(stack, agent_cookie, claimed_ticket.conversation_id, "还在吗？我们换了一台服务器"))
     expect(page.get_by_test_id("message").filter(has_text="换了一台服务器")).to_be_visible(timeout=10_000)

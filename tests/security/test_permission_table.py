@@ -91,7 +91,12 @@ WEB: dict[str, Row] = {
     "login_code": Row("GET", fixed("/accounts/login/code/"), public(LOGIN), why="nobody pending a code"),
     "two_factor_setup": Row("GET", fixed("/accounts/two-factor/"), cells(200, buyer_a=302, buyer_b=302)),
     "logout": Row("POST", fixed("/accounts/logout/"), public(LOGIN)),
-    "admin_login": Row("GET", fixed("/admin/login/"), public(LOGIN)),
+    "admin_login": Row(
+        "GET",
+        fixed("/admin/login/"),
+        cells(403, manager=302),
+        why="the logged out go to the site's login; logged in but not admin staff: 403, not a redirect loop",
+    ),
     "set_language": Row("POST", fixed("/i18n/setlang/"), public(302), data=lambda o: {"language": "en"}),
     # Console.
     "console:queue": Row("GET", fixed("/console/"), CONSOLE),
