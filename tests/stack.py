@@ -246,9 +246,11 @@ def nginx_main_config(prefix: Path, site: str) -> str:
     )
     return f"""daemon off;
 worker_processes 1;
+# Every WebSocket holds two connections (the client's and the one to Daphne): the bench's 1,000 sockets need 2,000.
+worker_rlimit_nofile 16384;
 pid {prefix / "nginx.pid"};
 error_log {prefix / "error.log"} info;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 8192; }}
 http {{
     include /etc/nginx/mime.types;
     access_log {prefix / "access.log"};
