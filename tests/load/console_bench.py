@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -303,21 +304,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "samples": samples,
         "pages": [],
     }
-    for page in all_pages:
-        log(f"{page.name}: {page.url}")
-        row = measure(clients[page.who], page, args.runs)
-        results["pages"].append(row)
-        log(f"  {row['queries']} queries, median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
+    results["pages"] = measure_pages(clients, all_pages, args.runs)
     return results
 
 
+def measure_pages(clients: dict[str, Any], pages: list[Page], runs: int) -> list[dict[str, Any]]:
+    """Each page measured with the client of its `who`, logged as it goes (also used by reports_bench)."""
+    rows = []
+    for page in pages:
+        log(f"{page.name}: {page.url}")
+        row = measure(clients[page.who], page, runs)
+        rows.append(row)
+        log(f"  {row['queries']} queries, median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    return run_benchmark(parse_args(argv), target="bench-console", run=run)
+
+
+def run_benchmark(args: argparse.Namespace, *, target: str, run: Callable[[argparse.Namespace], dict[str, Any]]) -> int:
+    """Create and set up the benchmark's own database on DATABASE_URL's server, run, print the table (and JSON)."""
     base_url = os.environ.get("DATABASE_URL", "")
     if not base_url.startswith("postgres"):
         sys.stderr.write(
-            "make bench-console needs a PostgreSQL DATABASE_URL, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make bench-console\n"
+            f"make {target} needs a PostgreSQL DATABASE_URL, e.g.\n"
+            f"  DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make {target}\n"
             f"(it uses its own database, {args.database_name}, on that server)\n"
         )
         return 2

@@ -11,15 +11,12 @@ EXPLAIN ANALYZE of its slowest query. docs/benchmarks.md, "Reports on 100,000 ti
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.load.bench import database_url_for, ensure_database, log, machine
-from tests.load.console_bench import Page, measure, postgres_version, seed, setup_django, table
+from tests.load.bench import log, machine
+from tests.load.console_bench import Page, measure_pages, postgres_version, run_benchmark, seed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,37 +92,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seeding": seeding,
         "pages": [],
     }
-    for page in all_pages:
-        log(f"{page.name}: {page.url}")
-        row = measure(client, page, args.runs)
-        results["pages"].append(row)
-        log(f"  {row['queries']} queries, median {row['median_ms']} ms, p95 {row['p95_ms']} ms")
+    results["pages"] = measure_pages({page.who: client for page in all_pages}, all_pages, args.runs)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url.startswith("postgres"):
-        sys.stderr.write(
-            "make bench-reports needs a PostgreSQL DATABASE_URL, e.g.\n"
-            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/refundchat make bench-reports\n"
-            f"(it uses its own database, {args.database_name}, on that server)\n"
-        )
-        return 2
-    database_url = database_url_for(base_url, args.database_name)
-    ensure_database(database_url)
-    if not os.environ.get("REFUNDCHAT_FIELD_KEYS"):
-        from cryptography.fernet import Fernet
-
-        # A throwaway key for the encrypted fields (settings demand one with DEBUG off): no report reads them.
-        os.environ["REFUNDCHAT_FIELD_KEYS"] = Fernet.generate_key().decode()
-    setup_django(database_url)
-    results = run(args)
-    sys.stdout.write(table(results) + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    return 0
+    # console_bench.setup_django gives the encrypted fields a throwaway key (settings demand one with DEBUG off).
+    return run_benchmark(parse_args(argv), target="bench-reports", run=run)
 
 
 if __name__ == "__main__":
