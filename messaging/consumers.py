@@ -30,7 +30,7 @@ from tickets.models import TicketStatus
 from tickets.roles import can_use_console
 from tickets.selectors import queue_row
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 # A typing frame is relayed at most this often per socket and conversation; clients
@@ -290,6 +290,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._join(realtime.QUEUE_GROUP)
         await self._send_frame({"type": "queue.subscribed"})
 
+    async def on_lists_subscribe(self, frame: dict[str, Any]) -> None:
+        # Anyone may watch the list of their own tickets: the group carries only their tickets' activity.
+        await self._join(realtime.activity_group(self.user.pk))
+        await self._send_frame({"type": "lists.subscribed"})
+
     # --- calls (messaging/calls.py; docs/protocol.md#calls) ------------------------------------------------
 
     async def on_call_start(self, frame: dict[str, Any]) -> None:
@@ -355,6 +360,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         "typing": on_typing,
         "presence.set": on_presence_set,
         "queue.subscribe": on_queue_subscribe,
+        "lists.subscribe": on_lists_subscribe,
     }
 
     # --- published frames ------------------------------------------------------

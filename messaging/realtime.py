@@ -53,6 +53,13 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def activity_group(user_id: int) -> str:
+    """The sockets of a user whose page lists their tickets (`lists.subscribe`): they take `ticket.activity`.
+
+    Not the user group: a chat tab would relay a frame per message it has no use for (docs/benchmarks.md)."""
+    return f"activity.{user_id}"
+
+
 def ticket_staff_group(ticket_id: int) -> str:
     """The staff sockets that have a ticket open (who else is viewing it, staff typing); never the buyer's."""
     return f"ticket-staff.{ticket_id}"

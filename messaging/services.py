@@ -367,7 +367,7 @@ def _announce(*, message: Message, ticket_id: int, buyer_id: int) -> None:
         "last_message_at": message.created_at.isoformat(),
     }
     realtime.publish(group=realtime.QUEUE_GROUP, frame=activity)
-    realtime.publish(group=realtime.user_group(buyer_id), frame=activity)
+    realtime.publish(group=realtime.activity_group(buyer_id), frame=activity)
 
 
 # --- Messages with attachments, and cards (issue #4; docs/protocol.md) --------------------------------

@@ -72,7 +72,12 @@
       .catch(function () { /* the next reconnect tries again */ });
   }
 
+  // ticket.activity comes only to sockets that ask for it: a chat tab without such rows would get
+  // a frame per message for nothing.
+  var hasRows = !!document.querySelector("[data-live-list] [data-conversation-id]");
+
   socket.onOpen(function () {
+    if (hasRows) socket.send({ type: "lists.subscribe" });
     if (socket.opens > 1) { refetch(null); return; }
     // First connection: a ticket may have changed between the page's rendering and the socket
     // joining its groups, and that frame is gone; one request closes the gap.

@@ -110,7 +110,7 @@ def test_message_carries_the_senders_uploads_and_publishes_them(
     assert published == [
         (realtime.conversation_group(conversation.pk), frame),
         (realtime.QUEUE_GROUP, activity),
-        (realtime.user_group(alice.pk), activity),
+        (realtime.activity_group(alice.pk), activity),
     ]
     first = frame["message"]["attachments"][0]
     assert first["id"] == photo.pk

@@ -380,6 +380,33 @@ def test_read_receipt_reaches_the_sender_and_the_readers_other_device(claimed):
     async_to_sync(scenario)()
 
 
+def test_ticket_activity_reaches_only_the_buyers_sockets_that_list_tickets(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    chat_tab, list_tab, agent_ws = communicator(ticket.buyer), communicator(ticket.buyer), communicator(agent)
+
+    async def scenario() -> None:
+        for ws in (chat_tab, list_tab, agent_ws):
+            await connect(ws)
+        await subscribe(chat_tab, conversation_id)
+        await subscribe(agent_ws, conversation_id)
+        await list_tab.send_json_to({"type": "lists.subscribe"})
+        assert await receive_until(list_tab, "lists.subscribed") == {"type": "lists.subscribed"}
+
+        await send_text(agent_ws, conversation_id, "退款已受理")
+        seq = (await receive_until(agent_ws, "message.ack"))["seq"]
+        activity = await receive_until(list_tab, "ticket.activity")
+        assert (activity["ticket_id"], activity["seq"], activity["sender_id"]) == (ticket.pk, seq, agent.pk)
+        # The chat tab gets the message itself, and no activity frame for lists it does not show.
+        chat_types = [f["type"] for f in await frames_within(chat_tab, 0.5)]
+        assert "message" in chat_types
+        assert "ticket.activity" not in chat_types
+        for ws in (chat_tab, list_tab, agent_ws):
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_receipt_needs_a_subscription_and_participation(claimed):
     ticket, _agent = claimed
     onlooker = factories.agent(username="onlooker")

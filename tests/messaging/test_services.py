@@ -44,7 +44,7 @@ def test_post_message_publishes_message_and_list_activity(
     assert published == [
         (realtime.conversation_group(conversation.pk), {"type": "message", "message": serialize_message(message)}),
         (realtime.QUEUE_GROUP, activity),
-        (realtime.user_group(ticket.buyer.pk), activity),
+        (realtime.activity_group(ticket.buyer.pk), activity),
     ]
 
 

@@ -280,6 +280,8 @@ FRAMES: dict[str, FrameRow] = {
     "queue.subscribe": FrameRow(
         lambda o: {"type": "queue.subscribe"}, frame_cells(OK, **dict.fromkeys(BUYERS, "not_allowed"))
     ),
+    # Everyone may watch the list of their own tickets: the group carries only their own tickets' activity.
+    "lists.subscribe": FrameRow(lambda o: {"type": "lists.subscribe"}, frame_cells(OK)),
     "call.start": FrameRow(
         lambda o: {"type": "call.start", "conversation": conv(o), "media": "voice"},
         # alice may call: she is only told wei is offline (the roles' sockets take turns here).
