@@ -22,7 +22,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 
-from messaging import calls, presence, realtime, selectors, services, viewers
+from messaging import calls, presence, realtime, selectors, send_batches, services, viewers
 from messaging.models import Call, Conversation
 from refundchat import metrics
 from refundchat.errors import Refused
@@ -226,12 +226,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         elif card is not None:
             raise FrameError("bad_frame", _("Unknown card kind."))
         else:
-            posted = await realtime.call_chat_write(
-                services.post_message,
-                conversation_id=conversation_id,
-                sender=self.user,
-                body=frame.get("body"),
-                client_id=client_id,
+            posted = await send_batches.post_message(
+                services.TextSend(
+                    conversation_id=conversation_id,
+                    sender=self.user,
+                    body=frame.get("body"),
+                    client_id=client_id,
+                    language=self.language,
+                )
             )
         message = posted.message
         await self._send_frame(

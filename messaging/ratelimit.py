@@ -93,6 +93,24 @@ def take_token(*, bucket: str, capacity: int, rate: float) -> float:
         return 0.0
 
 
+def take_tokens(*, buckets: list[str], capacity: int, rate: float) -> list[float]:
+    """`take_token` for several buckets (a bucket may come more than once) in one Redis round trip, in order."""
+    keys = [_key(bucket) for bucket in buckets]
+    scripts = _redis_scripts()
+    if scripts is None:
+        return [_local_buckets.take(key, capacity, rate) for key in keys]
+    if not keys:
+        return []
+    try:
+        pipe = scripts[0].registered_client.pipeline(transaction=False)
+        for key in keys:
+            scripts[0](keys=[key], args=[capacity, rate], client=pipe)
+        return [float(wait) for wait in pipe.execute()]
+    except redis.RedisError:
+        logger.warning("rate limit not applied: Redis unavailable", exc_info=True)
+        return [0.0] * len(keys)
+
+
 def give_back_token(*, bucket: str, capacity: int) -> None:
     """Return a token taken for something that turned out to cost nothing (a resend)."""
     key = _key(bucket)
@@ -114,6 +132,15 @@ def send_wait(*, user_id: int) -> float:
     """Seconds the person must wait before sending another message (0: send now)."""
     return take_token(
         bucket=f"send:{user_id}", capacity=settings.REFUNDCHAT_SEND_BURST, rate=settings.REFUNDCHAT_SEND_RATE
+    )
+
+
+def send_waits(*, user_ids: list[int]) -> list[float]:
+    """`send_wait` for a batch of messages, one user id per message."""
+    return take_tokens(
+        buckets=[f"send:{user_id}" for user_id in user_ids],
+        capacity=settings.REFUNDCHAT_SEND_BURST,
+        rate=settings.REFUNDCHAT_SEND_RATE,
     )
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from media.models import Attachment, UploadStatus
@@ -66,28 +67,120 @@ def check_message_body(body: object) -> str:
 
 def post_message(*, conversation_id: int, sender: User, body: object, client_id: uuid.UUID) -> PostedMessage:
     """Store a participant's message once, whatever how often the client resends it."""
-    # Card and resident ID numbers are masked before storing (the hot path's SQL stays one statement).
-    text = pii.mask_sensitive(check_message_body(body))
-    wait = ratelimit.send_wait(user_id=sender.pk)
-    if wait > 0:
-        # Resends of a stored message are free: answer them even when over the rate.
-        existing = _sent_before(conversation_id=conversation_id, sender=sender, client_id=client_id)
-        if existing is not None:
-            return PostedMessage(message=existing, created=False)
-        raise rate_limited(wait)
-    store = _store_text_statement if connection.vendor == "postgresql" else _store_text_locked
+    result = post_messages(
+        sends=[TextSend(conversation_id=conversation_id, sender=sender, body=body, client_id=client_id)]
+    )[0]
+    if isinstance(result, MessageRejected):
+        raise result
+    return result
+
+
+@dataclass(frozen=True)
+class TextSend:
+    """One participant's text message, as a client sent it."""
+
+    conversation_id: int
+    sender: User
+    body: object
+    client_id: uuid.UUID
+    # The sender's language for a refusal (a batch mixes sockets of several languages); None: the active one.
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class _Storable:
+    index: int
+    send: TextSend
+    text: str
+
+
+def post_messages(*, sends: Sequence[TextSend]) -> list[PostedMessage | MessageRejected]:
+    """Store several participants' text messages in one transaction: one result per send, in order, each what
+    `post_message` would give for it alone (a refusal is returned, not raised, and spoils none of the others).
+
+    The sockets of a server process hand in what arrived while the previous batch was being stored
+    (`messaging.send_batches`): under load one statement and one commit carry many messages.
+    """
+    results: list[PostedMessage | MessageRejected | None] = [None] * len(sends)
+    checked: list[_Storable] = []
+    for index, send in enumerate(sends):
+        with _language_of(send):
+            try:
+                # Card and resident ID numbers are masked before storing (the hot path's SQL stays one statement).
+                checked.append(_Storable(index, send, pii.mask_sensitive(check_message_body(send.body))))
+            except MessageRejected as rejected:
+                results[index] = rejected
+    waits = ratelimit.send_waits(user_ids=[item.send.sender.pk for item in checked])
+    storable: list[_Storable] = []
+    first_of: dict[tuple[int, int, uuid.UUID], _Storable] = {}
+    repeats: list[tuple[_Storable, _Storable]] = []
+    for item, wait in zip(checked, waits, strict=True):
+        key = (item.send.conversation_id, item.send.sender.pk, item.send.client_id)
+        if wait > 0:
+            # Resends of a stored message are free: answer them even when over the rate.
+            existing = _sent_before(
+                conversation_id=item.send.conversation_id, sender=item.send.sender, client_id=item.send.client_id
+            )
+            with _language_of(item.send):
+                results[item.index] = (
+                    PostedMessage(message=existing, created=False) if existing is not None else rate_limited(wait)
+                )
+        elif key in first_of:
+            repeats.append((item, first_of[key]))  # the same client_id twice in one batch: a resend
+        else:
+            first_of[key] = item
+            storable.append(item)
+    for index, message in _store_texts(storable).items():
+        results[index] = PostedMessage(message=message, created=True)
+    for item in storable:
+        if results[item.index] is None:
+            results[item.index] = _resend_or_refusal(item)
+    for item, first in repeats:
+        first_result = results[first.index]
+        results[item.index] = (
+            PostedMessage(message=first_result.message, created=False)
+            if isinstance(first_result, PostedMessage)
+            else first_result
+        )
+        if isinstance(first_result, PostedMessage):
+            ratelimit.give_back_send(user_id=item.send.sender.pk)
+    return cast(list[PostedMessage | MessageRejected], results)  # every send has its result by now
+
+
+def _language_of(send: TextSend) -> AbstractContextManager[None]:
+    return translation.override(send.language) if send.language else nullcontext()
+
+
+def _store_texts(items: Sequence[_Storable]) -> dict[int, Message]:
+    """The new messages by index; an item missing is a resend or a sender who may not write there."""
+    if not items:
+        return {}
+    if connection.vendor != "postgresql":
+        return _store_texts_locked(items)
     try:
-        message = store(conversation_id=conversation_id, sender=sender, text=text, client_id=client_id)
+        return _store_texts_statement(items)
     except IntegrityError:
-        # A concurrent resend of the same client_id committed first: the unique constraint refused ours.
-        message = None
-    if message is not None:
-        return PostedMessage(message=message, created=True)
-    existing = _sent_before(conversation_id=conversation_id, sender=sender, client_id=client_id)
+        if len(items) == 1:
+            # A concurrent resend of the same client_id committed first: the unique constraint refused ours.
+            return {}
+    except DatabaseError:
+        if len(items) == 1:
+            raise
+    # One item spoilt the batch (a concurrent resend, or a lock wait PostgreSQL broke off): each on its own.
+    stored: dict[int, Message] = {}
+    for item in items:
+        stored.update(_store_texts([item]))
+    return stored
+
+
+def _resend_or_refusal(item: _Storable) -> PostedMessage | MessageRejected:
+    send = item.send
+    existing = _sent_before(conversation_id=send.conversation_id, sender=send.sender, client_id=send.client_id)
     if existing is None:
-        raise MessageRejected("not_allowed", _("You cannot write in this conversation."))
+        with _language_of(send):
+            return MessageRejected("not_allowed", _("You cannot write in this conversation."))
     # What a resend spent on the rate limit is given back.
-    ratelimit.give_back_send(user_id=sender.pk)
+    ratelimit.give_back_send(user_id=send.sender.pk)
     return PostedMessage(message=existing, created=False)
 
 
@@ -99,96 +192,126 @@ def _sent_before(*, conversation_id: int, sender: User, client_id: uuid.UUID) ->
     )
 
 
-# One statement, one round trip: bump the conversation's last_seq under its row lock (UPDATE
-# takes it) if the sender may write there and has not sent this client_id before, insert the
-# message with that seq and move the sender's own read position. Returns no row when the
-# conversation does not exist, the sender may not write in it, or the client_id is a resend.
-# A concurrent resend that slips past NOT EXISTS hits the unique constraint (IntegrityError).
-_STORE_TEXT_SQL = """
-WITH bumped AS (
-    UPDATE {conversation} AS c
-       SET last_seq = c.last_seq + 1, last_message_at = %(now)s
-      FROM {ticket} AS t
-     WHERE c.id = %(conversation_id)s
-       AND t.id = c.ticket_id
-       AND %(sender_id)s IN (t.buyer_id, t.assigned_agent_id)
+# Taken first, in id order: two batches that share conversations wait for each other instead of deadlocking.
+_LOCK_CONVERSATIONS_SQL = "SELECT id FROM {conversation} WHERE id = ANY(%(conversation_ids)s) ORDER BY id FOR UPDATE"
+
+# One statement for a batch, under the conversations' row locks: keep the messages whose sender may write in
+# the conversation and has not sent that client_id before, move each conversation's last_seq on by how many
+# it gets, insert them with the seqs in between (in batch order), and move each sender's own read position.
+# Returns a row per stored message; a resend or a refusal has none. A concurrent resend that slips past NOT
+# EXISTS hits the unique constraint (IntegrityError).
+_STORE_TEXTS_SQL = """
+WITH input AS (
+    SELECT * FROM unnest(%(ords)s::integer[], %(conversation_ids)s::bigint[], %(sender_ids)s::bigint[],
+                         %(client_ids)s::uuid[], %(bodies)s::text[])
+        AS i(ord, conversation_id, sender_id, client_id, body)
+), allowed AS (
+    SELECT i.ord, i.conversation_id, i.sender_id, i.client_id, i.body, c.ticket_id, t.buyer_id,
+           t.first_responded_at, c.assistant_active,
+           row_number() OVER (PARTITION BY i.conversation_id ORDER BY i.ord) AS k,
+           count(*) OVER (PARTITION BY i.conversation_id) AS n
+      FROM input AS i
+      JOIN {conversation} AS c ON c.id = i.conversation_id
+      JOIN {ticket} AS t ON t.id = c.ticket_id
+     WHERE i.sender_id IN (t.buyer_id, t.assigned_agent_id)
        AND NOT EXISTS (
            SELECT 1 FROM {message} AS m
-            WHERE m.conversation_id = c.id AND m.sender_id = %(sender_id)s AND m.client_id = %(client_id)s
+            WHERE m.conversation_id = i.conversation_id AND m.sender_id = i.sender_id AND m.client_id = i.client_id
        )
-    RETURNING c.id, c.last_seq, c.ticket_id, t.buyer_id, t.first_responded_at, c.assistant_active
+), bumped AS (
+    UPDATE {conversation} AS c
+       SET last_seq = c.last_seq + counts.n, last_message_at = %(now)s
+      FROM (SELECT DISTINCT conversation_id, n FROM allowed) AS counts
+     WHERE c.id = counts.conversation_id
+    RETURNING c.id, c.last_seq
+), numbered AS (
+    SELECT a.*, b.last_seq - a.n + a.k AS seq FROM allowed AS a JOIN bumped AS b ON b.id = a.conversation_id
 ), inserted AS (
     INSERT INTO {message} (conversation_id, seq, kind, sender_id, body, client_id, created_at)
-    SELECT id, last_seq, %(kind)s, %(sender_id)s, %(body)s, %(client_id)s, %(now)s FROM bumped
-    RETURNING id, seq
+    SELECT conversation_id, seq, %(kind)s, sender_id, body, client_id, %(now)s FROM numbered
+    RETURNING id, conversation_id, seq
 ), sender_position AS (
     UPDATE {participant} AS p
-       SET delivered_seq = inserted.seq, read_seq = inserted.seq
-      FROM inserted
-     WHERE p.conversation_id = %(conversation_id)s AND p.user_id = %(sender_id)s
+       SET delivered_seq = GREATEST(p.delivered_seq, own.seq), read_seq = GREATEST(p.read_seq, own.seq)
+      FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM numbered GROUP BY conversation_id, sender_id) AS own
+     WHERE p.conversation_id = own.conversation_id AND p.user_id = own.sender_id
 )
-SELECT inserted.id, inserted.seq, bumped.ticket_id, bumped.buyer_id, bumped.first_responded_at,
-       bumped.assistant_active
-  FROM inserted, bumped
+SELECT n.ord, ins.id, ins.seq, n.ticket_id, n.buyer_id, n.first_responded_at, n.assistant_active
+  FROM inserted AS ins JOIN numbered AS n ON n.conversation_id = ins.conversation_id AND n.seq = ins.seq
+ ORDER BY n.ord
 """
 
 
-def _store_text_statement(*, conversation_id: int, sender: User, text: str, client_id: uuid.UUID) -> Message | None:
-    """PostgreSQL: the message in one round trip (the chat's hot path; docs/benchmarks.md)."""
+def _store_texts_statement(items: Sequence[_Storable]) -> dict[int, Message]:
+    """PostgreSQL: a batch in two round trips and one commit (the chat's hot path; docs/benchmarks.md)."""
     from tickets import services as ticket_services
 
     now = timezone.now()
-    sql = _STORE_TEXT_SQL.format(
-        conversation=Conversation._meta.db_table,
-        ticket=RefundTicket._meta.db_table,
-        message=Message._meta.db_table,
-        participant=Participant._meta.db_table,
-    )
+    tables = {
+        "conversation": Conversation._meta.db_table,
+        "ticket": RefundTicket._meta.db_table,
+        "message": Message._meta.db_table,
+        "participant": Participant._meta.db_table,
+    }
     params: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "sender_id": sender.pk,
-        "client_id": client_id,
+        "ords": list(range(len(items))),
+        "conversation_ids": [item.send.conversation_id for item in items],
+        "sender_ids": [item.send.sender.pk for item in items],
+        "client_ids": [item.send.client_id for item in items],
+        "bodies": [item.text for item in items],
         "kind": MessageKind.TEXT.value,
-        "body": text,
         "now": now,
     }
+    stored: dict[int, Message] = {}
+    first_replies: dict[int, User] = {}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        message_id, seq, ticket_id, buyer_id, first_responded_at, assistant_active = row
-        message = Message(
-            pk=message_id,
-            conversation_id=conversation_id,
-            seq=seq,
+        cursor.execute(_LOCK_CONVERSATIONS_SQL.format(**tables), params)
+        cursor.execute(_STORE_TEXTS_SQL.format(**tables), params)
+        for ord_, message_id, seq, ticket_id, buyer_id, first_responded_at, assistant_active in cursor.fetchall():
+            item = items[ord_]
+            sender = item.send.sender
+            message = Message(
+                pk=message_id,
+                conversation_id=item.send.conversation_id,
+                seq=seq,
+                kind=MessageKind.TEXT,
+                sender=sender,
+                body=item.text,
+                client_id=item.send.client_id,
+                created_at=now,
+            )
+            message._state.adding = False
+            message._state.db = connection.alias
+            stored[item.index] = message
+            _announce(message=message, ticket_id=ticket_id, buyer_id=buyer_id)
+            if assistant_active and sender.pk == buyer_id:
+                _schedule_assistant(conversation_id=item.send.conversation_id)
+            # Only the first staff reply stops the clock: later ones skip the ticket lock.
+            if sender.pk != buyer_id and first_responded_at is None:
+                first_replies.setdefault(ticket_id, sender)
+        for ticket_id in sorted(first_replies):
+            ticket_services.record_staff_reply(ticket_id=ticket_id, agent=first_replies[ticket_id])
+    return stored
+
+
+def _store_texts_locked(items: Sequence[_Storable]) -> dict[int, Message]:
+    """Any database (the embedded SQLite of `make run`): the same rules through the ORM, one message at a time."""
+    stored: dict[int, Message] = {}
+    for item in items:
+
+        def body(_conversation: Conversation, text: str = item.text) -> dict[str, Any]:
+            return {"body": text}
+
+        posted = _store_locked(
+            conversation_id=item.send.conversation_id,
+            sender=item.send.sender,
+            client_id=item.send.client_id,
             kind=MessageKind.TEXT,
-            sender=sender,
-            body=text,
-            client_id=client_id,
-            created_at=now,
+            build=body,
         )
-        message._state.adding = False
-        message._state.db = connection.alias
-        _announce(message=message, ticket_id=ticket_id, buyer_id=buyer_id)
-        if assistant_active and sender.pk == buyer_id:
-            _schedule_assistant(conversation_id=conversation_id)
-        # Only the first staff reply stops the clock: later ones skip the ticket lock.
-        if sender.pk != buyer_id and first_responded_at is None:
-            ticket_services.record_staff_reply(ticket_id=ticket_id, agent=sender)
-    return message
-
-
-def _store_text_locked(*, conversation_id: int, sender: User, text: str, client_id: uuid.UUID) -> Message | None:
-    """Any database (the embedded SQLite of `make run`): the same rules through the ORM."""
-    posted = _store_locked(
-        conversation_id=conversation_id,
-        sender=sender,
-        client_id=client_id,
-        kind=MessageKind.TEXT,
-        build=lambda _conversation: {"body": text},
-    )
-    return posted.message if posted is not None and posted.created else None
+        if posted is not None and posted.created:
+            stored[item.index] = posted.message
+    return stored
 
 
 def _store_locked(

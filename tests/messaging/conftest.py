@@ -28,5 +28,5 @@ def store_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     if request.param == "statement" and connection.vendor != "postgresql":
         pytest.skip("the one-statement path is PostgreSQL's")
     if request.param == "locked":
-        monkeypatch.setattr(services, "_store_text_statement", services._store_text_locked)
+        monkeypatch.setattr(services, "_store_texts_statement", services._store_texts_locked)
     return str(request.param)

@@ -119,7 +119,7 @@ def test_a_card_sent_anyway_is_stored_and_broadcast_masked(
 
 
 @pytest.mark.django_db
-def test_the_postgresql_hot_path_stays_one_statement(claimed_ticket: Any) -> None:
+def test_the_postgresql_hot_path_stays_one_store_statement(claimed_ticket: Any) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement path is PostgreSQL's")
     ticket, _agent = claimed_ticket
@@ -127,7 +127,7 @@ def test_the_postgresql_hot_path_stays_one_statement(claimed_ticket: Any) -> Non
         services.post_message(
             conversation_id=ticket.conversation.pk, sender=ticket.buyer, body=f"卡号 {CARD}", client_id=uuid.uuid4()
         )
-    stores = [q["sql"] for q in queries.captured_queries if "WITH bumped AS" in q["sql"]]
+    stores = [q["sql"] for q in queries.captured_queries if "WITH input AS" in q["sql"]]
     assert len(stores) == 1
     assert CARD not in stores[0]
     assert "622848******5671" in stores[0]
