@@ -15,6 +15,7 @@ from functools import cache
 import redis
 from django.conf import settings
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +102,24 @@ def take_tokens(*, buckets: list[str], capacity: int, rate: float) -> list[float
         return [_local_buckets.take(key, capacity, rate) for key in keys]
     if not keys:
         return []
+    take = scripts[0]
     try:
-        pipe = scripts[0].registered_client.pipeline(transaction=False)
-        for key in keys:
-            scripts[0](keys=[key], args=[capacity, rate], client=pipe)
-        return [float(wait) for wait in pipe.execute()]
+        try:
+            return _take_in_pipeline(take, keys, capacity, rate)
+        except NoScriptError:  # Redis restarted empty: load the script once, then again
+            take.registered_client.script_load(take.script)
+            return _take_in_pipeline(take, keys, capacity, rate)
     except redis.RedisError:
         logger.warning("rate limit not applied: Redis unavailable", exc_info=True)
         return [0.0] * len(keys)
+
+
+def _take_in_pipeline(take: Script, keys: list[str], capacity: int, rate: float) -> list[float]:
+    # EVALSHA straight away: redis-py's own script pipelining asks SCRIPT EXISTS first, a second round trip.
+    pipe = take.registered_client.pipeline(transaction=False)
+    for key in keys:
+        pipe.evalsha(take.sha, 1, key, capacity, rate)
+    return [float(wait) for wait in pipe.execute()]
 
 
 def give_back_token(*, bucket: str, capacity: int) -> None:

@@ -151,7 +151,8 @@ REFUNDCHAT_CHAT_WRITE_THREADS = int(os.environ.get("REFUNDCHAT_CHAT_WRITE_THREAD
 
 # --- Channels -------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# With Redis: "redis-pubsub" (the default: one PUBLISH per group send, one subscription per group and process)
+# With Redis: "redis-pubsub" (the default: channels-redis' pub/sub layer with its publishes pipelined and each
+# group message decoded once per process, refundchat/channel_layer.py; one subscription per group and process)
 # or "redis" (channels-redis' list per channel, with capacity and expiry; about twice the work per frame in
 # Daphne's event loop, docs/benchmarks.md). Both deliver at most once; clients recover from the database.
 # "memory" is for single-process tests; "sqlite" for `make run` without Redis.
@@ -172,7 +173,7 @@ if CHANNEL_LAYER_BACKEND == "redis":
 elif CHANNEL_LAYER_BACKEND == "redis-pubsub":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "refundchat.channel_layer.PipelinedPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("REFUNDCHAT_CHANNEL_PREFIX", "asgi")},
         }
     }

@@ -1,0 +1,106 @@
+"""channels-redis' pub/sub layer, with the two costs that bound a busy chat server taken out.
+
+- Publishing: channels-redis sends one `PUBLISH` at a time per process, each waiting for Redis' answer under a
+  lock, so a process could publish only as fast as one round trip at a time allows, and every frame of every
+  socket queued behind it. Here what is published while a round trip is under way goes in the next one, as one
+  pipeline: the same frames, in the same order, far fewer round trips.
+- Receiving: a group message was decoded once per socket in the group. Here it is decoded once per process and
+  the same dict is handed to every consumer (consumers must not change the events they are given; ours don't).
+
+Delivery stays at most once, as with channels-redis: clients recover anything lost from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close, decode_hosts
+
+logger = logging.getLogger(__name__)
+
+
+class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    def _get_layer(self) -> RedisPubSubLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = _LoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return layer
+
+    def deserialize(self, message: bytes | dict[str, Any]) -> dict[str, Any]:
+        # Group messages arrive decoded already (`_Shard._receive_message`).
+        if isinstance(message, dict):
+            return message
+        return super().deserialize(message)  # type: ignore[no-any-return]
+
+
+class _LoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
+    def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
+        super().__init__(hosts, **kwargs)
+        self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
+
+
+class _Shard(RedisSingleShardConnection):  # type: ignore[misc]
+    def __init__(self, host: Any, channel_layer: Any) -> None:
+        super().__init__(host, channel_layer)
+        self._outbox: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        """Returns once Redis took the message, as channels-redis' does."""
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((channel, message, sent))
+        if self._flusher is None:
+            self._flusher = asyncio.ensure_future(self._flush())
+        await sent
+
+    async def _flush(self) -> None:
+        try:
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    async with self._lock:
+                        self._ensure_redis()
+                        pipeline = self._redis.pipeline(transaction=False)
+                        for channel, message, _sent in batch:
+                            pipeline.publish(channel, message)
+                        await pipeline.execute()
+                except Exception as error:
+                    for _channel, _message, sent in batch:
+                        if not sent.done():
+                            sent.set_exception(error)
+                else:
+                    for _channel, _message, sent in batch:
+                        if not sent.done():
+                            sent.set_result(None)
+        finally:
+            self._flusher = None
+
+    async def flush(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        for _channel, _message, sent in self._outbox:
+            sent.cancel()
+        self._outbox = []
+        await super().flush()
+
+    def _receive_message(self, message: dict[str, Any] | None) -> None:
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels:
+            layer.channels[name].put_nowait(message["data"])
+        elif name in layer.groups:
+            decoded = layer.channel_layer.deserialize(message["data"])
+            for channel_name in layer.groups[name]:
+                queue = layer.channels.get(channel_name)
+                if queue is not None:
+                    queue.put_nowait(decoded)
