@@ -368,14 +368,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- published frames ------------------------------------------------------
 
     async def relay_frame(self, event: dict[str, Any]) -> None:
+        # The event is shared by every socket of this process (refundchat/channel_layer.py): never change it.
         frame: dict[str, Any] = event["frame"]
-        with translation.override(self.language):
-            if frame["type"] == "message":
-                await self._relay_message(frame)
-            elif frame["type"] == "ticket.updated":
+        if frame["type"] == "message":
+            await self._relay_message(frame)
+        elif frame["type"] == "ticket.updated":
+            with translation.override(self.language):  # the only relayed frame with words in it
                 await self._relay_ticket(frame)
-            else:
-                await self._send_frame(frame)
+        else:
+            await self._send_frame(frame)
 
     async def _relay_message(self, frame: dict[str, Any]) -> None:
         conversation_id = frame["message"]["conversation"]

@@ -89,12 +89,16 @@ async def _group_send(group: str, frame: Frame) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    loop = asyncio.get_running_loop()
-    slots = _send_slots.get(loop)
-    if slots is None:
-        slots = _send_slots[loop] = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
-    async with slots:
-        await layer.group_send(group, {"type": RELAY_EVENT_TYPE, "frame": frame})
+    event = {"type": RELAY_EVENT_TYPE, "frame": frame}
+    if getattr(layer, "pipelines_sends", False):
+        await layer.group_send(group, event)  # one connection, no pool to run dry
+    else:
+        loop = asyncio.get_running_loop()
+        slots = _send_slots.get(loop)
+        if slots is None:
+            slots = _send_slots[loop] = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
+        async with slots:
+            await layer.group_send(group, event)
     # Every frame reaches the layer here: chat messages are counted, with their store → broadcast time.
     observe_broadcast(frame)
 
@@ -125,7 +129,7 @@ async def call_service(service: Callable[P, R], *args: P.args, **kwargs: P.kwarg
     """Run a service on the process' database thread, then send what it published once it committed.
 
     The sends are shielded: a socket closing meanwhile must not keep a stored message from
-    the other party. Frames to one group keep their order; different groups go in parallel.
+    the other party. The frames reach the layer in the order they were published.
     """
     return await _call(database_sync_to_async(service), *args, **kwargs)
 
@@ -153,15 +157,10 @@ async def _call(run: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any) -> 
 
 
 async def _send_collected(frames: list[tuple[str, Frame]]) -> None:
-    by_group: dict[str, list[Frame]] = {}
-    for group, frame in frames:
-        by_group.setdefault(group, []).append(frame)
-    await asyncio.gather(*(_send_in_order(group, group_frames) for group, group_frames in by_group.items()))
-
-
-async def _send_in_order(group: str, frames: list[Frame]) -> None:
-    for frame in frames:
-        await publish_ephemeral(group=group, frame=frame)
+    # All handed to the layer at once, in commit order: the layer pipelines them and keeps that order
+    # (refundchat/channel_layer.py), where waiting for each frame's round trip before the next frame of the same
+    # group made a batch of N messages N round trips to Redis for the queue group alone.
+    await asyncio.gather(*(publish_ephemeral(group=group, frame=frame) for group, frame in frames))
 
 
 def _send_to_group(group: str, frame: Frame) -> None:

@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    # Sends share one connection per shard: callers need not cap how many they have in flight (messaging.realtime).
+    pipelines_sends = True
+
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()
         layer = self._layers.get(loop)
