@@ -83,6 +83,12 @@ def test_buyer_requests_refund_and_chats_live_with_agent(live_stack, browser, sc
     expect(buyer_page.get_by_test_id("message")).to_have_count(3)
     buyer_page.goto(live_stack.url + "/refunds/")
     expect(buyer_page.get_by_test_id("ticket-row")).to_contain_text(ticket.number)
+    # The list asks for its tickets' activity (lists.subscribe): the agent's next reply counts as unread, live.
+    unread = buyer_page.get_by_test_id("ticket-row").get_by_test_id("unread-count")
+    expect(unread).to_be_hidden()
+    agent_page.get_by_test_id("chat-input").fill("已收到，马上为您处理")
+    agent_page.get_by_test_id("chat-send").click()
+    expect(unread).to_have_text("1", timeout=5000)
     screenshot(buyer_page, "buyer-refunds")
     agent_context.close()
     buyer_context.close()
