@@ -65,6 +65,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         scope: dict[str, Any] = dict(self.scope)
         self.language = language_from_scope(scope)
+        # Once for the connection's life: each connection runs in its own task, and Django keeps the active
+        # language in a context variable, so every frame handled here (and every database_sync_to_async call,
+        # which copies the context) speaks it. A switch per frame cost about 5 % of a busy event loop.
+        translation.activate(self.language)
         await self.accept()
         user = scope.get("user")
         if user is None or not user.is_authenticated:
@@ -73,6 +77,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.user = user
         # conversation id -> highest seq this socket has been sent
         self.sent_seq: dict[int, int] = {}
+        # conversation id -> client_ids of text messages sent on this socket: the ack tells it the seq, so their
+        # broadcast is not relayed back to it (its other tabs and devices get it). A third of the frames per message.
+        self.own_texts: dict[int, set[str]] = {}
         self.in_queue = False
         # Permissions are read once per connection; a changed role takes effect on reconnect.
         self.is_console_user = await database_sync_to_async(can_use_console)(self.user)
@@ -115,16 +122,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await database_sync_to_async(calls.do_socket_closed)(channel_name=self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        with translation.override(self.language):
-            try:
-                frame = self._parse(text_data, bytes_data)
-                handler = self.HANDLERS.get(frame["type"])
-                if handler is None:
-                    raise FrameError("unknown_type", _("Unknown frame type."))
-                await handler(self, frame)
-            except Refused as error:
-                retry_after = getattr(error, "retry_after", None)
-                await self._send_error(error.code, error.message, ref=_ref_of(text_data), retry_after=retry_after)
+        try:
+            frame = self._parse(text_data, bytes_data)
+            handler = self.HANDLERS.get(frame["type"])
+            if handler is None:
+                raise FrameError("unknown_type", _("Unknown frame type."))
+            await handler(self, frame)
+        except Refused as error:
+            retry_after = getattr(error, "retry_after", None)
+            await self._send_error(error.code, error.message, ref=_ref_of(text_data), retry_after=retry_after)
 
     # --- client frames ---------------------------------------------------------
 
@@ -160,6 +166,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # seq bookkeeping drops what arrives twice.
         await self._join(realtime.conversation_group(conversation_id))
         self.sent_seq[conversation_id] = max(last_seq, 0)
+        self.own_texts.pop(conversation_id, None)  # the client says what it holds: send all after that
         await self._catch_up(conversation_id)
         if selectors.can_send(user=self.user, ticket=conversation.ticket):
             self.writable.add(conversation_id)
@@ -177,6 +184,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
         self.sent_seq.pop(conversation_id, None)
+        self.own_texts.pop(conversation_id, None)
         self.writable.discard(conversation_id)
         group = realtime.conversation_group(conversation_id)
         if group in self.groups_joined:
@@ -226,15 +234,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         elif card is not None:
             raise FrameError("bad_frame", _("Unknown card kind."))
         else:
-            posted = await send_batches.post_message(
-                services.TextSend(
-                    conversation_id=conversation_id,
-                    sender=self.user,
-                    body=frame.get("body"),
-                    client_id=client_id,
-                    language=self.language,
+            own = self.own_texts.setdefault(conversation_id, set()) if conversation_id in self.sent_seq else set()
+            own.add(str(client_id))
+            try:
+                posted = await send_batches.post_message(
+                    services.TextSend(
+                        conversation_id=conversation_id,
+                        sender=self.user,
+                        body=frame.get("body"),
+                        client_id=client_id,
+                        language=self.language,
+                    )
                 )
-            )
+            except BaseException:
+                own.discard(str(client_id))  # nothing stored: nothing to hold back
+                raise
+            if posted.message.seq <= self.sent_seq.get(conversation_id, 0):
+                own.discard(str(client_id))  # a resend of what this socket has relayed already
         message = posted.message
         await self._send_frame(
             {
@@ -373,8 +389,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if frame["type"] == "message":
             await self._relay_message(frame)
         elif frame["type"] == "ticket.updated":
-            with translation.override(self.language):  # the only relayed frame with words in it
-                await self._relay_ticket(frame)
+            await self._relay_ticket(frame)
         else:
             await self._send_frame(frame)
 
@@ -388,7 +403,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._catch_up(conversation_id)
             return
         self.sent_seq[conversation_id] = frame["message"]["seq"]
-        await self._send_frame(frame)
+        if not self._is_own_text(conversation_id, frame["message"]):
+            await self._send_frame(frame)
+
+    def _is_own_text(self, conversation_id: int, message: dict[str, Any]) -> bool:
+        """A text message this socket sent: its ack stands for the broadcast (told once, then forgotten)."""
+        own = self.own_texts.get(conversation_id)
+        if not own or message.get("sender_id") != self.user.pk or message.get("client_id") not in own:
+            return False
+        own.discard(message["client_id"])
+        return True
 
     async def _relay_ticket(self, frame: dict[str, Any]) -> None:
         enriched = {**frame, "status_display": str(TicketStatus(frame["status"]).label)}
@@ -451,7 +475,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             after = self.sent_seq[conversation_id]
             batch = await database_sync_to_async(_serialized_messages_after)(conversation_id, after)
             for message in batch:
-                await self._send_frame({"type": "message", "message": message})
+                if not self._is_own_text(conversation_id, message):
+                    await self._send_frame({"type": "message", "message": message})
                 self.sent_seq[conversation_id] = message["seq"]
             sent += len(batch)
             if len(batch) < selectors.CATCH_UP_BATCH:

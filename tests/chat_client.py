@@ -265,6 +265,7 @@ class ChatClient:
             entry = self.sent.get(frame["client_id"])
             if entry is not None:
                 entry["seq"], entry["acked"] = frame["seq"], True
+                self._hold_own(frame, entry, received_at)
             if self.on_ack is not None:
                 self.on_ack(self, frame, received_at)
         elif kind == "subscribed":
@@ -285,13 +286,43 @@ class ChatClient:
             return
         held = self.messages.setdefault(conversation, {})
         if seq in held:
+            if held[seq].get("from_ack") and not held[seq].get("framed"):
+                # A text message of this socket's own, held since its ack; a catch-up after the client's last
+                # seq may bring it too (protocol v3 relays no own text back otherwise): not a second copy.
+                held[seq]["framed"] = True
+                return
             self.stats.duplicates.append(seq)
             return
         expected = self.last_seq.get(conversation, 0) + 1
         if seq != expected:
             self.stats.out_of_order.append((expected, seq))
-        held[seq] = {**message, "received_at": received_at}
+        held[seq] = {**message, "received_at": received_at, "framed": True}
         self.last_seq[conversation] = max(self.last_seq.get(conversation, 0), seq)
+        self._advance(conversation)
+
+    def _hold_own(self, ack: dict[str, Any], entry: dict[str, Any], received_at: float) -> None:
+        """The ack of a text message stands for its broadcast on this socket (protocol v3), as in the browser."""
+        conversation, seq = entry["conversation"], ack.get("seq")
+        held = self.messages.setdefault(conversation, {})
+        if seq is None or seq in held:  # the baseline's echo server numbers nothing, and relays back
+            return
+        held[seq] = {
+            "conversation": conversation,
+            "seq": seq,
+            "client_id": ack["client_id"],
+            "sender_id": self.user_id,
+            "kind": "text",
+            "body": entry["body"],
+            "received_at": received_at,
+            "from_ack": True,
+        }
+        self._advance(conversation)
+
+    def _advance(self, conversation: int) -> None:
+        """last_seq: the end of the run without a gap, which is what a resubscribe asks to continue after."""
+        held = self.messages[conversation]
+        while self.last_seq.get(conversation, 0) + 1 in held:
+            self.last_seq[conversation] = self.last_seq.get(conversation, 0) + 1
 
     def _send_frame(self, client_id: str, entry: dict[str, Any]) -> str:
         return json.dumps(

@@ -129,9 +129,8 @@ def test_buyer_and_agent_exchange_messages(ticket):
         assert received["message"]["body"] == "颜色不对"
         assert received["message"]["seq"] == 2
         assert received["message"]["sender_id"] == buyer_id
-        # The sender's own tabs get the broadcast too, matched by client_id.
-        own = await receive_until(buyer_ws, "message")
-        assert (own["message"]["seq"], own["message"]["client_id"]) == (2, client_id)
+        # The ack stands for the broadcast on the sending socket (its other tabs get it: below).
+        assert "message" not in [f["type"] for f in await frames_within(buyer_ws, 0.3)]
 
         await agent_ws.send_json_to(
             {"type": "message.send", "conversation": conversation_id, "client_id": str(uuid.uuid4()), "body": "您好"}
@@ -159,13 +158,11 @@ def test_resend_with_same_client_id_is_stored_once(ticket):
         frame = {"type": "message.send", "conversation": conversation_id, "client_id": str(uuid.uuid4()), "body": "hi"}
         await ws.send_json_to(frame)
         first = await receive_until(ws, "message.ack")
-        broadcast = await receive_until(ws, "message")
-        assert broadcast["message"]["seq"] == first["seq"]
         await ws.send_json_to(frame)
         second = await receive_until(ws, "message.ack")
         assert second["seq"] == first["seq"]
         assert second["duplicate"] is True
-        # No second broadcast of the message (list updates of the first may still arrive).
+        # No broadcast of it comes back to the socket that sent it, the first time or again (list updates may).
         assert [f for f in await frames_within(ws, 0.3) if f["type"] == "message"] == []
         await ws.disconnect()
 
@@ -402,6 +399,36 @@ def test_ticket_activity_reaches_only_the_buyers_sockets_that_list_tickets(claim
         assert "message" in chat_types
         assert "ticket.activity" not in chat_types
         for ws in (chat_tab, list_tab, agent_ws):
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_text_message_goes_to_the_senders_other_tabs_and_not_back_to_its_own_socket(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    sending_tab, other_tab, agent_ws = communicator(ticket.buyer), communicator(ticket.buyer), communicator(agent)
+
+    async def scenario() -> None:
+        for ws in (sending_tab, other_tab, agent_ws):
+            await connect(ws)
+            await subscribe(ws, conversation_id)
+        client_id = await send_text(sending_tab, conversation_id, "两件都退")
+        ack = await receive_until(sending_tab, "message.ack")
+        for ws in (other_tab, agent_ws):
+            relayed = await receive_until(ws, "message")
+            assert (relayed["message"]["seq"], relayed["message"]["client_id"]) == (ack["seq"], client_id)
+        # The agent answers: the buyer's sending tab gets that, in order, right after its own (held from the ack).
+        await send_text(agent_ws, conversation_id, "好的")
+        answer = await receive_until(sending_tab, "message")
+        assert answer["message"]["seq"] == ack["seq"] + 1
+        # Resubscribing from before its own message brings it like any other: the client asked for it.
+        await sending_tab.send_json_to(
+            {"type": "subscribe", "conversation": conversation_id, "last_seq": ack["seq"] - 1}
+        )
+        caught_up = [f["message"]["seq"] for f in await frames_within(sending_tab, 0.5) if f["type"] == "message"]
+        assert caught_up == [ack["seq"], ack["seq"] + 1]
+        for ws in (sending_tab, other_tab, agent_ws):
             await ws.disconnect()
 
     async_to_sync(scenario)()
