@@ -7,7 +7,10 @@ one event at a time, so the per-connection state below needs no locking.
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -30,7 +33,14 @@ from tickets.models import TicketStatus
 from tickets.roles import can_use_console
 from tickets.selectors import queue_row
 
+logger = logging.getLogger(__name__)
+
 PROTOCOL_VERSION = 3
+# Text messages of one socket waiting to be stored at once; past that, the socket reads its next frame only when one
+# is (the per-person send rate refuses long before, but a socket must not queue without end).
+MAX_SENDS_PENDING = 64
+# The close code when the server could not store a message (the database failed): reconnect and resend.
+CLOSE_SERVER_ERROR = 1011
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 # A typing frame is relayed at most this often per socket and conversation; clients
@@ -77,9 +87,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.user = user
         # conversation id -> highest seq this socket has been sent
         self.sent_seq: dict[int, int] = {}
-        # conversation id -> client_ids of text messages sent on this socket: the ack tells it the seq, so their
-        # broadcast is not relayed back to it (its other tabs and devices get it). A third of the frames per message.
-        self.own_texts: dict[int, set[str]] = {}
+        # conversation id -> {client_id: state} of the text messages sent on this socket whose broadcast it has not
+        # seen yet: the ack stands for the broadcast here (its other tabs and devices get it), a third of the frames
+        # per message. Whichever comes first, the stored result or the broadcast, sends the ack.
+        self.own_texts: dict[int, dict[str, OwnText]] = {}
+        # The text messages of this socket waiting to be stored (messaging/send_batches.py), each with its ack.
+        self.acks_due: set[asyncio.Task[None]] = set()
         self.in_queue = False
         # Permissions are read once per connection; a changed role takes effect on reconnect.
         self.is_console_user = await database_sync_to_async(can_use_console)(self.user)
@@ -109,6 +122,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
+        for task in getattr(self, "acks_due", set()):
+            task.cancel()  # their messages are stored all the same; no socket left to ack them on
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "user"):
@@ -200,6 +215,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except ValueError:
             raise FrameError("bad_frame", _("A message needs a client_id (UUID).")) from None
         card = frame.get("card")
+        if "attachments" in frame or card is not None:
+            await self._wait_for_texts_in_flight()
         if "attachments" in frame:
             raw_ids = frame["attachments"]
             if not isinstance(raw_ids, list) or len(raw_ids) > services.MAX_ATTACHMENTS_PER_MESSAGE:
@@ -234,34 +251,62 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         elif card is not None:
             raise FrameError("bad_frame", _("Unknown card kind."))
         else:
-            own = self.own_texts.setdefault(conversation_id, set()) if conversation_id in self.sent_seq else set()
-            own.add(str(client_id))
-            try:
-                posted = await send_batches.post_message(
-                    services.TextSend(
-                        conversation_id=conversation_id,
-                        sender=self.user,
-                        body=frame.get("body"),
-                        client_id=client_id,
-                        language=self.language,
-                    )
-                )
-            except BaseException:
-                own.discard(str(client_id))  # nothing stored: nothing to hold back
-                raise
-            if posted.message.seq <= self.sent_seq.get(conversation_id, 0):
-                own.discard(str(client_id))  # a resend of what this socket has relayed already
-        message = posted.message
-        await self._send_frame(
-            {
-                "type": "message.ack",
-                "conversation": conversation_id,
-                "client_id": str(client_id),
-                "seq": message.seq,
-                "created_at": message.created_at.isoformat(),
-                "duplicate": not posted.created,
-            }
+            await self._submit_text(conversation_id, client_id, frame.get("body"), ref=_ref_of_frame(frame))
+            return
+        await self._send_frame(_ack_frame(posted))
+
+    async def _submit_text(self, conversation_id: int, client_id: uuid.UUID, body: object, *, ref: str | None) -> None:
+        """Queue a text message for this process' next batch and go on with the socket's next frame: the ack (or
+        the refusal) follows once it is stored. A socket that types fast, or an agent with many chats, is not held
+        to one message per batch, and frames to it keep flowing meanwhile. Order holds: the batches keep each
+        conversation's messages in the order they were submitted."""
+        if len(self.acks_due) >= MAX_SENDS_PENDING:
+            await asyncio.wait(self.acks_due, return_when=asyncio.FIRST_COMPLETED)
+        stored = send_batches.submit(
+            services.TextSend(
+                conversation_id=conversation_id,
+                sender=self.user,
+                body=body,
+                client_id=client_id,
+                language=self.language,
+            )
         )
+        key = str(client_id)
+        if conversation_id in self.sent_seq:
+            self.own_texts.setdefault(conversation_id, {})[key] = OwnText.PENDING
+        task = asyncio.ensure_future(self._ack_when_stored(conversation_id, key, stored, ref=ref))
+        self.acks_due.add(task)
+        task.add_done_callback(self.acks_due.discard)
+
+    async def _ack_when_stored(
+        self, conversation_id: int, key: str, stored: asyncio.Future[services.PostedMessage], *, ref: str | None
+    ) -> None:
+        try:
+            posted = await stored
+        except Refused as error:
+            self.own_texts.get(conversation_id, {}).pop(key, None)  # nothing stored: nothing to hold back
+            await self._send_error(error.code, error.message, ref=ref, retry_after=getattr(error, "retry_after", None))
+            return
+        except Exception:
+            # Not stored, and no answer to give: the client reconnects and resends with the same client_id.
+            self.own_texts.get(conversation_id, {}).pop(key, None)
+            logger.exception("storing a message failed")
+            await self.close(code=CLOSE_SERVER_ERROR)
+            return
+        own = self.own_texts.get(conversation_id, {})  # after the wait: a resubscribe may have started afresh
+        if own.get(key) is OwnText.ECHOED:
+            del own[key]  # its broadcast came first and sent the ack
+            return
+        if own.get(key) is OwnText.PENDING and posted.message.seq > self.sent_seq.get(conversation_id, 0):
+            own[key] = OwnText.ACKED  # its broadcast is yet to come: it is not relayed here
+        else:
+            own.pop(key, None)  # a resend of what this socket has relayed already
+        await self._send_frame(_ack_frame(posted))
+
+    async def _wait_for_texts_in_flight(self) -> None:
+        """Before a message that is stored at once (files, cards): the earlier text messages of this socket first."""
+        if self.acks_due:
+            await asyncio.gather(*self.acks_due, return_exceptions=True)
 
     async def on_receipt(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")
@@ -403,16 +448,30 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._catch_up(conversation_id)
             return
         self.sent_seq[conversation_id] = frame["message"]["seq"]
-        if not self._is_own_text(conversation_id, frame["message"]):
-            await self._send_frame(frame)
+        await self._send_message_frame(conversation_id, frame)
 
-    def _is_own_text(self, conversation_id: int, message: dict[str, Any]) -> bool:
-        """A text message this socket sent: its ack stands for the broadcast (told once, then forgotten)."""
+    async def _send_message_frame(self, conversation_id: int, frame: dict[str, Any]) -> None:
+        """A message frame, unless the message is a text this socket sent: then its ack, if not sent yet."""
+        message = frame["message"]
+        client_id = message.get("client_id")
         own = self.own_texts.get(conversation_id)
-        if not own or message.get("sender_id") != self.user.pk or message.get("client_id") not in own:
-            return False
-        own.discard(message["client_id"])
-        return True
+        if own is None or client_id not in own or message.get("sender_id") != self.user.pk:
+            await self._send_frame(frame)
+        elif own[client_id] is OwnText.ACKED:
+            del own[client_id]
+        elif own[client_id] is OwnText.PENDING:
+            # Stored and broadcast before the batch told its senders: the ack goes now, before any later frame.
+            own[client_id] = OwnText.ECHOED
+            await self._send_frame(
+                {
+                    "type": "message.ack",
+                    "conversation": conversation_id,
+                    "client_id": client_id,
+                    "seq": message["seq"],
+                    "created_at": message["created_at"],
+                    "duplicate": False,
+                }
+            )
 
     async def _relay_ticket(self, frame: dict[str, Any]) -> None:
         enriched = {**frame, "status_display": str(TicketStatus(frame["status"]).label)}
@@ -475,9 +534,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             after = self.sent_seq[conversation_id]
             batch = await database_sync_to_async(_serialized_messages_after)(conversation_id, after)
             for message in batch:
-                if not self._is_own_text(conversation_id, message):
-                    await self._send_frame({"type": "message", "message": message})
                 self.sent_seq[conversation_id] = message["seq"]
+                await self._send_message_frame(conversation_id, {"type": "message", "message": message})
             sent += len(batch)
             if len(batch) < selectors.CATCH_UP_BATCH:
                 metrics.observe_catch_up(sent)  # catch-up sizes (refundchat/metrics.py)
@@ -511,6 +569,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
 
+class OwnText(enum.Enum):
+    """Where a text message sent on a socket stands, between its stored result and its broadcast."""
+
+    PENDING = "pending"  # neither has come
+    ACKED = "acked"  # the result came and was acked: the broadcast is not relayed to this socket
+    ECHOED = "echoed"  # the broadcast came first and was sent as the ack
+
+
+def _ack_frame(posted: services.PostedMessage) -> dict[str, Any]:
+    message = posted.message
+    return {
+        "type": "message.ack",
+        "conversation": message.conversation_id,
+        "client_id": str(message.client_id),
+        "seq": message.seq,
+        "created_at": message.created_at.isoformat(),
+        "duplicate": not posted.created,
+    }
+
+
 def _serialized_messages_after(conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
     return [
         selectors.serialize_message(m)
@@ -532,6 +610,11 @@ def _int_field(frame: dict[str, Any], name: str, default: int | None = None) -> 
     if isinstance(value, bool) or not isinstance(value, int):
         raise FrameError("bad_frame", _("Field “%(name)s” must be a whole number.") % {"name": name})
     return value
+
+
+def _ref_of_frame(frame: dict[str, Any]) -> str | None:
+    client_id = frame.get("client_id")
+    return client_id[:64] if isinstance(client_id, str) else None
 
 
 def _ref_of(text_data: str | None) -> str | None:

@@ -22,7 +22,7 @@ from channels_redis.utils import _wrap_close, decode_hosts
 logger = logging.getLogger(__name__)
 
 
-class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):
     # Sends share one connection per shard: callers need not cap how many they have in flight (messaging.realtime).
     pipelines_sends = True
 
@@ -38,16 +38,16 @@ class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc
         # Group messages arrive decoded already (`_Shard._receive_message`).
         if isinstance(message, dict):
             return message
-        return super().deserialize(message)  # type: ignore[no-any-return]
+        return super().deserialize(message)
 
 
-class _LoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
+class _LoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(hosts, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
 
 
-class _Shard(RedisSingleShardConnection):  # type: ignore[misc]
+class _Shard(RedisSingleShardConnection):
     def __init__(self, host: Any, channel_layer: Any) -> None:
         super().__init__(host, channel_layer)
         self._outbox: list[tuple[str, bytes, asyncio.Future[None]]] = []

@@ -480,16 +480,20 @@ def test_every_api_operation_answers_the_agent_not_assigned(settings: Any) -> No
 
 
 async def _answer(comm: Any, frame: dict[str, Any]) -> list[dict[str, Any]]:
-    """The frames that answer `frame`: everything up to the pong of a ping sent right after it."""
+    """The frames that answer `frame`: everything up to the pong of a ping sent right after it and, for a
+    message.send (answered once stored, maybe after later frames: docs/protocol.md), up to its ack or error."""
     await comm.send_json_to(frame)
     await comm.send_json_to({"type": "ping"})
     pongs_due = 2 if frame.get("type") == "ping" else 1
+    unanswered = frame.get("client_id") if frame.get("type") == "message.send" else None
     answer: list[dict[str, Any]] = []
-    while pongs_due:
+    while pongs_due or unanswered:
         received = await comm.receive_json_from(timeout=5)
         if received["type"] == "pong":
             pongs_due -= 1
             continue
+        if unanswered in (received.get("client_id"), received.get("ref")):
+            unanswered = None
         answer.append(received)
     return answer
 
