@@ -25,7 +25,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import trans_real
 
-from messaging import calls, presence, realtime, selectors, send_batches, services, viewers
+from messaging import calls, lag_checks, presence, realtime, selectors, send_batches, services, viewers
 from messaging.models import Call, Conversation
 from refundchat import metrics
 from refundchat.errors import Refused
@@ -93,6 +93,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.own_texts: dict[int, dict[str, OwnText]] = {}
         # The text messages of this socket waiting to be stored (messaging/send_batches.py), each with its ack.
         self.acks_due: set[asyncio.Task[None]] = set()
+        # The pings' checks for dropped messages waiting for their shared query (messaging/lag_checks.py).
+        self.lag_checks: set[asyncio.Task[None]] = set()
         self.in_queue = False
         # Permissions are read once per connection; a changed role takes effect on reconnect.
         self.is_console_user = await database_sync_to_async(can_use_console)(self.user)
@@ -122,8 +124,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
-        for task in getattr(self, "acks_due", set()):
-            task.cancel()  # their messages are stored all the same; no socket left to ack them on
+        for task in (*getattr(self, "acks_due", ()), *getattr(self, "lag_checks", ())):
+            task.cancel()  # the messages are stored all the same; no socket left to ack them on
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
         if hasattr(self, "user"):
@@ -162,12 +164,27 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
         if self.sent_seq:
             # The layer may have dropped a conversation's newest frame, and no later frame will show
-            # the gap: the browser's regular ping is when this socket checks and catches up.
-            newest = await database_sync_to_async(selectors.last_seqs)(conversation_ids=list(self.sent_seq))
-            for conversation_id, last_seq in newest.items():
-                if last_seq > self.sent_seq.get(conversation_id, last_seq):
-                    await self._catch_up(conversation_id)
+            # the gap: the browser's regular ping is when this socket checks (messaging/lag_checks.py).
+            check = asyncio.ensure_future(self._check_lag(list(self.sent_seq)))
+            self.lag_checks.add(check)
+            check.add_done_callback(self.lag_checks.discard)
         await self._send_frame({"type": "pong"})
+
+    async def _check_lag(self, conversation_ids: list[int]) -> None:
+        try:
+            newest = await lag_checks.checks().newest_seqs(conversation_ids)
+        except Exception:
+            logger.warning("the ping's check for dropped messages failed", exc_info=True)
+            return
+        behind = [c for c, last_seq in newest.items() if last_seq > self.sent_seq.get(c, last_seq)]
+        if behind:
+            # Caught up in the consumer's own turn, as an event like any other, never beside a relay.
+            await self.channel_layer.send(self.channel_name, {"type": "seq.behind", "conversations": behind})
+
+    async def seq_behind(self, event: dict[str, Any]) -> None:
+        for conversation_id in event["conversations"]:
+            if conversation_id in self.sent_seq:
+                await self._catch_up(conversation_id)
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         conversation_id = _int_field(frame, "conversation")

@@ -160,6 +160,17 @@ async def _send_collected(frames: list[tuple[str, Frame]]) -> None:
     # All handed to the layer at once, in commit order: the layer pipelines them and keeps that order
     # (refundchat/channel_layer.py), where waiting for each frame's round trip before the next frame of the same
     # group made a batch of N messages N round trips to Redis for the queue group alone.
+    layer = get_channel_layer()
+    send_many = getattr(layer, "group_send_many", None) if getattr(layer, "pipelines_sends", False) else None
+    if send_many is not None:
+        try:
+            await send_many([(group, {"type": RELAY_EVENT_TYPE, "frame": frame}) for group, frame in frames])
+        except Exception:
+            logger.exception("channel layer send of %d frames failed", len(frames))
+            return
+        for _group, frame in frames:
+            observe_broadcast(frame)
+        return
     await asyncio.gather(*(publish_ephemeral(group=group, frame=frame) for group, frame in frames))
 
 

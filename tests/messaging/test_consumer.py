@@ -434,6 +434,31 @@ def test_a_text_message_goes_to_the_senders_other_tabs_and_not_back_to_its_own_s
     async_to_sync(scenario)()
 
 
+def test_a_socket_sends_messages_back_to_back_and_each_is_stored_in_order_and_acked(claimed):
+    ticket, agent = claimed
+    conversation_id = ticket.conversation.pk
+    buyer_ws, agent_ws = communicator(ticket.buyer), communicator(agent)
+
+    async def scenario() -> None:
+        for ws in (buyer_ws, agent_ws):
+            await connect(ws)
+            await subscribe(ws, conversation_id)
+        # No waiting for acks in between, as an agent pasting several answers.
+        client_ids = [await send_text(agent_ws, conversation_id, f"第{n}条") for n in range(5)]
+        acks: dict[str, int] = {}
+        while len(acks) < len(client_ids):
+            ack = await receive_until(agent_ws, "message.ack")
+            acks[ack["client_id"]] = ack["seq"]
+        seqs = [acks[client_id] for client_id in client_ids]
+        assert seqs == sorted(seqs) == list(range(seqs[0], seqs[0] + 5))
+        relayed = [(await receive_until(buyer_ws, "message"))["message"] for _ in client_ids]
+        assert [(m["seq"], m["body"]) for m in relayed] == [(seq, f"第{n}条") for n, seq in enumerate(seqs)]
+        for ws in (buyer_ws, agent_ws):
+            await ws.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_receipt_needs_a_subscription_and_participation(claimed):
     ticket, _agent = claimed
     onlooker = factories.agent(username="onlooker")
@@ -557,9 +582,10 @@ def test_ping_delivers_a_newest_message_whose_broadcast_was_lost(claimed, monkey
             )
         assert [f for f in await frames_within(ws, 0.3) if f["type"] == "message"] == []
         await ws.send_json_to({"type": "ping"})
+        # The pong at once; the message when the process' shared check (messaging/lag_checks.py) has run.
+        assert (await ws.receive_json_from(timeout=3)) == {"type": "pong"}
         arrived = await receive_until(ws, "message")
         assert (arrived["message"]["seq"], arrived["message"]["body"]) == (lost.message.seq, "最后一条")
-        assert (await receive_until(ws, "pong")) == {"type": "pong"}
         await ws.disconnect()
 
     async_to_sync(scenario)()

@@ -87,3 +87,28 @@ def test_a_sender_who_goes_away_while_waiting_still_has_the_message_stored(claim
     posted = async_to_sync(scenario)()
     assert posted.created
     assert Message.objects.filter(client_id=client_id, body="gone").count() == 1
+
+
+def test_a_conversation_is_in_one_batch_at_a_time_so_its_messages_keep_their_order(claimed_ticket, batch_sizes):
+    ticket, agent = claimed_ticket
+    other = factories.open_ticket(
+        order=factories.order_with_items(buyer=factories.buyer(username="bob"), items=[(100, 1)])
+    )
+
+    def text(conversation: Any, sender: Any, body: str) -> TextSend:
+        return TextSend(conversation_id=conversation.pk, sender=sender, body=body, client_id=uuid.uuid4())
+
+    async def scenario() -> list[PostedMessage]:
+        batches = send_batches.batcher()
+        first = [batches.submit(text(ticket.conversation, agent, f"a{i}")) for i in range(3)]
+        await asyncio.sleep(0)  # that batch is in flight now, holding alice's conversation
+        later = [batches.submit(text(ticket.conversation, ticket.buyer, f"a{i}")) for i in range(3, 6)]
+        beside = [batches.submit(text(other.conversation, other.buyer, "b0"))]
+        return list(await asyncio.gather(*first, *later, *beside))
+
+    results = async_to_sync(scenario)()
+
+    # bob's message went in a batch beside the first; alice's later ones waited for it to finish.
+    assert sorted(batch_sizes) == [1, 3, 3]
+    alice = [r.message for r in results if r.message.conversation_id == ticket.conversation.pk]
+    assert [m.body for m in sorted(alice, key=lambda m: m.seq)] == [f"a{i}" for i in range(6)]

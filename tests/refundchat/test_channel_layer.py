@@ -67,3 +67,21 @@ def test_a_message_to_one_channel_still_arrives(monkeypatch: pytest.MonkeyPatch)
         return message
 
     assert async_to_sync(scenario)() == {"type": "hello", "text": "你好"}
+
+
+def test_group_send_many_hands_over_messages_in_order_to_several_groups() -> None:
+    layer = new_layer()
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        room, queue = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("room", room)
+        await layer.group_add("queue", queue)
+        await layer.group_send_many(
+            [(group, {"type": "relay.frame", "n": n}) for n in range(20) for group in ("room", "queue")]
+        )
+        got_room = [(await asyncio.wait_for(layer.receive(room), 5))["n"] for _ in range(20)]
+        got_queue = [(await asyncio.wait_for(layer.receive(queue), 5))["n"] for _ in range(20)]
+        await layer.flush()
+        return got_room, got_queue
+
+    assert async_to_sync(scenario)() == (list(range(20)), list(range(20)))
