@@ -28,14 +28,15 @@ class LagChecks:
         self._answer: asyncio.Future[dict[int, int]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def newest_seqs(self, conversation_ids: list[int]) -> asyncio.Future[dict[int, int]]:
-        """The newest seq of each conversation, in the next shared query (a conversation without messages: 0)."""
+    async def newest_seqs(self, conversation_ids: list[int]) -> dict[int, int]:
+        """The newest seq of each conversation, from the next shared query (one without messages is missing)."""
         loop = asyncio.get_running_loop()
         if self._answer is None:
             self._answer = loop.create_future()
             loop.call_later(WINDOW_SECONDS, self._ask)
         self._wanted.update(conversation_ids)
-        return self._answer
+        # Shielded: a socket that closes while it waits must not cancel the answer the others wait for.
+        return await asyncio.shield(self._answer)
 
     def _ask(self) -> None:
         answer, wanted = self._answer, sorted(self._wanted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -28,7 +29,11 @@ def test_checks_asked_within_the_window_share_one_query(claimed_ticket: Any, mon
 
     async def scenario() -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
         checks = lag_checks.checks()
-        first, second = checks.newest_seqs([conversation.pk]), checks.newest_seqs([conversation.pk, missing])
+        first = asyncio.ensure_future(checks.newest_seqs([conversation.pk]))
+        gone = asyncio.ensure_future(checks.newest_seqs([conversation.pk]))
+        second = asyncio.ensure_future(checks.newest_seqs([conversation.pk, missing]))
+        await asyncio.sleep(0)
+        gone.cancel()  # a socket that closed meanwhile takes nobody's answer away
         shared = (await first, await second)
         later = await checks.newest_seqs([conversation.pk])  # after the window: a query of its own
         return (*shared, later)
