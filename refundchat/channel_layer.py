@@ -77,12 +77,14 @@ class _Shard(RedisSingleShardConnection):
             while self._outbox:
                 batch, self._outbox = self._outbox, []
                 try:
-                    async with self._lock:
-                        self._ensure_redis()
-                        pipeline = self._redis.pipeline(transaction=False)
-                        for channel, message, _sent in batch:
-                            pipeline.publish(channel, message)
-                        await pipeline.execute()
+                    # Not under the shard's lock, which guards the subscription connection: publishes go through
+                    # the pool, and a reconnect storm's thousands of subscribes must not queue behind them (a
+                    # socket's accept waits for its subscribe, and Daphne refuses a handshake not accepted in 5 s).
+                    self._ensure_redis()
+                    pipeline = self._redis.pipeline(transaction=False)
+                    for channel, message, _sent in batch:
+                        pipeline.publish(channel, message)
+                    await pipeline.execute()
                 except Exception as error:
                     for _channel, _message, sent in batch:
                         if not sent.done():  # a future stands for all the messages of one publish_many

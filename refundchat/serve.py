@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any, cast
 
@@ -89,5 +90,16 @@ class GracefulCommandLineInterface(CommandLineInterface):
     server_class = GracefulServer
 
 
+def daphne_arguments(argv: list[str]) -> list[str]:
+    """Daphne's arguments, with our default for how long a WebSocket handshake may wait for its application.
+
+    Daphne refuses a handshake its application has not accepted within 5 s, with HTTP 403. In a reconnect storm a
+    thousand handshakes queue at once; a 403 tells a client it is not allowed in, where the server was only busy.
+    A client that tires of waiting gives up by itself and retries with backoff (the test client after 10 s)."""
+    if any(arg.startswith("--websocket_connect_timeout") for arg in argv):
+        return argv
+    return ["--websocket_connect_timeout", os.environ.get("REFUNDCHAT_WEBSOCKET_CONNECT_TIMEOUT", "30"), *argv]
+
+
 if __name__ == "__main__":
-    GracefulCommandLineInterface.entrypoint()
+    GracefulCommandLineInterface().run(daphne_arguments(sys.argv[1:]))

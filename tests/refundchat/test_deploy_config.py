@@ -59,3 +59,16 @@ def test_the_production_procfile_runs_one_worker_per_queue_and_beat():
     assert "--queues ${REFUNDCHAT_CELERY_QUEUE:-celery}" in lines["worker"]
     assert "--queues ${REFUNDCHAT_CELERY_MEDIA_QUEUE:-${REFUNDCHAT_CELERY_QUEUE:-celery}.media}" in lines["media"]
     assert f"{settings.CELERY_TASK_DEFAULT_QUEUE}.media" == settings.REFUNDCHAT_MEDIA_QUEUE
+
+
+def test_daphne_waits_longer_than_a_client_for_a_busy_handshake_unless_told_otherwise():
+    from daphne.cli import CommandLineInterface
+
+    from refundchat.serve import daphne_arguments
+
+    parser = CommandLineInterface().parser
+    default = parser.parse_args(daphne_arguments(["refundchat.asgi:application"]))
+    # Daphne's own 5 s would answer a reconnect storm's queued handshakes with 403 (docs/benchmarks.md).
+    assert default.websocket_connect_timeout == 30
+    given = parser.parse_args(daphne_arguments(["--websocket_connect_timeout", "7", "refundchat.asgi:application"]))
+    assert given.websocket_connect_timeout == 7
