@@ -15,6 +15,7 @@ import weakref
 from channels.db import database_sync_to_async
 
 from messaging import selectors
+from refundchat.event_loops import per_loop
 
 # How long a check may wait for others to share its query (a dropped last message shows up this much later).
 WINDOW_SECONDS = 1.0
@@ -59,8 +60,4 @@ _checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LagChecks] = weakr
 
 
 def checks() -> LagChecks:
-    loop = asyncio.get_running_loop()
-    found = _checks.get(loop)
-    if found is None:
-        found = _checks[loop] = LagChecks()
-    return found
+    return per_loop(_checks, LagChecks)

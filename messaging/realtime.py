@@ -24,6 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 
+from refundchat.event_loops import per_loop
 from refundchat.metrics import observe_broadcast
 
 logger = logging.getLogger(__name__)
@@ -93,11 +94,7 @@ async def _group_send(group: str, frame: Frame) -> None:
     if getattr(layer, "pipelines_sends", False):
         await layer.group_send(group, event)  # one connection, no pool to run dry
     else:
-        loop = asyncio.get_running_loop()
-        slots = _send_slots.get(loop)
-        if slots is None:
-            slots = _send_slots[loop] = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
-        async with slots:
+        async with per_loop(_send_slots, partial(asyncio.Semaphore, MAX_SENDS_IN_FLIGHT)):
             await layer.group_send(group, event)
     # Every frame reaches the layer here: chat messages are counted, with their store → broadcast time.
     observe_broadcast(frame)

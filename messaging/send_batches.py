@@ -16,6 +16,7 @@ import weakref
 
 from messaging import realtime, services
 from messaging.services import PostedMessage, TextSend
+from refundchat.event_loops import per_loop
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,7 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SendBatcher] = w
 
 
 def batcher() -> SendBatcher:
-    loop = asyncio.get_running_loop()
-    found = _batchers.get(loop)
-    if found is None:
-        found = _batchers[loop] = SendBatcher()
-    return found
+    return per_loop(_batchers, SendBatcher)
 
 
 async def post_message(send: TextSend) -> PostedMessage:
