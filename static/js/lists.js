@@ -58,6 +58,19 @@
     }, 150);
   }
 
+  // A refresh must not sweep away a form the user is working in: an action form they opened stays open, and a
+  // section where they have chosen files waits until they submit (a new page) or a later refresh.
+  function filesChosen(container) {
+    return Array.prototype.some.call(container.querySelectorAll("input[type=file]"), function (input) {
+      return input.files && input.files.length > 0;
+    });
+  }
+  function openForms(container) {
+    return Array.prototype.map.call(container.querySelectorAll("details[open][data-testid]"), function (d) {
+      return d.dataset.testid;
+    });
+  }
+
   function load(only) {
     window.fetch(window.location.href, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
@@ -65,8 +78,14 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         containers.forEach(function (container) {
           if (only && only.indexOf(container) < 0) return;
+          if (filesChosen(container)) { window.setTimeout(function () { refetch([container]); }, 1000); return; }
+          var reopen = openForms(container);
           var replacement = fresh.querySelector("[data-live-list='" + container.dataset.liveList + "']");
           if (replacement) container.replaceChildren.apply(container, Array.from(replacement.childNodes));
+          reopen.forEach(function (id) {
+            var form = container.querySelector("details[data-testid='" + id + "']");
+            if (form) form.open = true;
+          });
         });
       })
       .catch(function () { /* the next reconnect tries again */ });
