@@ -58,17 +58,41 @@
     }, 150);
   }
 
-  // A refresh must not sweep away a form the user is working in: an action form they opened stays open, and a
-  // section where they have chosen files waits until they submit (a new page) or a later refresh.
-  function filesChosen(container) {
-    return Array.prototype.some.call(container.querySelectorAll("input[type=file]"), function (input) {
-      return input.files && input.files.length > 0;
+  // A refresh must not sweep away a form the user is working in. An action form they opened stays open; one they
+  // have typed in, chosen files in or are focused in is kept as it is (the very element, with its values, focus
+  // and caret) in place of its fresh copy, while the rest of the section (status, tracker) updates around it.
+  function edited(form) {
+    return Array.prototype.some.call(form.querySelectorAll("input, select, textarea"), function (field) {
+      if (field.type === "file") return !!(field.files && field.files.length);
+      if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;
+      if (field.tagName === "SELECT") {
+        return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+      }
+      return field.type !== "hidden" && field.value !== field.defaultValue;
     });
   }
-  function openForms(container) {
-    return Array.prototype.map.call(container.querySelectorAll("details[open][data-testid]"), function (d) {
-      return d.dataset.testid;
+
+  function replaceKeepingForms(container, replacement) {
+    var focused = document.activeElement;
+    var caret = focused && "selectionStart" in focused ? [focused.selectionStart, focused.selectionEnd] : null;
+    var kept = [], reopen = [];
+    container.querySelectorAll("details[open][data-testid]").forEach(function (form) {
+      if (edited(form) || form.contains(focused)) kept.push(form); else reopen.push(form.dataset.testid);
     });
+    container.replaceChildren.apply(container, Array.from(replacement.childNodes));
+    reopen.forEach(function (id) {
+      var form = container.querySelector("details[data-testid='" + id + "']");
+      if (form) form.open = true;
+    });
+    kept.forEach(function (form) {
+      // An action that is no longer offered goes: taking it would only be refused now.
+      var fresh = container.querySelector("details[data-testid='" + form.dataset.testid + "']");
+      if (fresh) fresh.replaceWith(form);
+    });
+    if (focused && focused !== document.activeElement && container.contains(focused)) {
+      focused.focus();
+      if (caret) { try { focused.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
+    }
   }
 
   function load(only) {
@@ -78,14 +102,8 @@
         var fresh = new DOMParser().parseFromString(html, "text/html");
         containers.forEach(function (container) {
           if (only && only.indexOf(container) < 0) return;
-          if (filesChosen(container)) { window.setTimeout(function () { refetch([container]); }, 1000); return; }
-          var reopen = openForms(container);
           var replacement = fresh.querySelector("[data-live-list='" + container.dataset.liveList + "']");
-          if (replacement) container.replaceChildren.apply(container, Array.from(replacement.childNodes));
-          reopen.forEach(function (id) {
-            var form = container.querySelector("details[data-testid='" + id + "']");
-            if (form) form.open = true;
-          });
+          if (replacement) replaceKeepingForms(container, replacement);
         });
       })
       .catch(function () { /* the next reconnect tries again */ });
