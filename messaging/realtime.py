@@ -177,7 +177,25 @@ def _send_to_group(group: str, frame: Frame) -> None:
         collected.append((group, frame))
         return
     try:
-        async_to_sync(_group_send)(group, frame)
+        if _event_loop_runs_here():
+            # Sync code on a thread that runs an event loop cannot block on it (Playwright's sync API, which the
+            # browser tests drive services beside, does this); the send takes a thread of its own.
+            _side_thread().submit(async_to_sync(_group_send), group, frame).result()
+        else:
+            async_to_sync(_group_send)(group, frame)
     except Exception:
         # The database already holds the data; clients catch up on reconnect.
         logger.exception("channel layer send to %s failed", group)
+
+
+def _event_loop_runs_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@cache
+def _side_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-send")

@@ -73,3 +73,18 @@ def test_many_sends_at_once_wait_for_a_slot_instead_of_failing(caplog):
 
     assert async_to_sync(scenario)() == list(range(count))
     assert "failed" not in caplog.text
+
+
+def test_a_publish_from_sync_code_on_a_thread_that_runs_an_event_loop_is_sent(monkeypatch, caplog):
+    # As in the browser tests, where Playwright's sync API keeps a loop on the thread that calls services.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    async def scenario() -> list[Any]:
+        layer: Any = get_channel_layer()
+        first = await layer.new_channel()
+        await layer.group_add("test.first", first)
+        publishing_service(fail=False)
+        return [(await asyncio.wait_for(layer.receive(first), timeout=5))["frame"] for _ in range(2)]
+
+    assert async_to_sync(scenario)() == [{"type": "n", "n": 1}, {"type": "n", "n": 3}]
+    assert "failed" not in caplog.text
