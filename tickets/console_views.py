@@ -109,7 +109,7 @@ def ticket_workspace(request: AuthenticatedRequest, ticket_id: int) -> HttpRespo
                 can_send=can_send(user=request.user, ticket=ticket),
             ),
             "can_claim": can_handle_tickets(request.user) and ticket.is_open and ticket.assigned_agent_id is None,
-            "actions": transition_actions(ticket=ticket, user=request.user),
+            "actions": transition_actions(request, ticket=ticket),
             "action_url": "console:transition",
             "transfer_to": routing.transfer_targets(ticket=ticket) if can_handle_tickets(request.user) else [],
         },

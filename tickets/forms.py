@@ -117,6 +117,7 @@ class TransitionForm(forms.Form):
     def __init__(self, *args: Any, transition: Transition, ticket: RefundTicket, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.transition = transition
+        self.kept_input = False
         needs = transition.needs
         if Need.AMOUNT in needs:
             self.fields["amount"] = forms.DecimalField(
@@ -151,6 +152,19 @@ class TransitionForm(forms.Form):
             )
         elif transition.name in ("cancel", "escalate"):
             self.fields["reason"] = forms.CharField(label=_("Why? (optional)"), max_length=500, required=False)
+
+    def submitted_input(self) -> dict[str, str]:
+        """What was typed and chosen into this bound form, by field name (files are not kept)."""
+        return {
+            name: self.data[self.add_prefix(name)]
+            for name, field in self.fields.items()
+            if not isinstance(field, forms.FileField) and self.add_prefix(name) in self.data
+        }
+
+    def keep_input(self, submitted: dict[str, str]) -> None:
+        """Show `submitted_input()` of a refused try again, as this (unbound) form's starting values."""
+        self.initial.update(submitted)
+        self.kept_input = True
 
     def transition_input(self) -> TransitionInput:
         data = self.cleaned_data

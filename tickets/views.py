@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
@@ -76,27 +75,43 @@ def ticket_list(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 def ticket_detail(request: AuthenticatedRequest, ticket_id: int) -> HttpResponse:
     ticket = selectors.get_buyer_ticket(buyer=request.user, ticket_id=ticket_id)
+    events = list(selectors.timeline(ticket=ticket, for_buyer=True))
     return render(
         request,
         "tickets/ticket_detail.html",
         {
             "ticket": ticket,
             "order": ticket.order,
-            "events": selectors.timeline(ticket=ticket, for_buyer=True),
-            "steps": selectors.progress_steps(ticket=ticket, events=selectors.timeline(ticket=ticket, for_buyer=True)),
-            "actions": transition_actions(ticket=ticket, user=request.user),
+            "events": events,
+            "steps": selectors.progress_steps(ticket=ticket, events=events),
+            "actions": transition_actions(request, ticket=ticket),
             "action_url": "tickets:ticket_transition",
             **chat_context(conversation=ticket.conversation, viewer=request.user, can_send=True),
         },
     )
 
 
-def transition_actions(*, ticket: RefundTicket, user: User) -> list[tuple[Transition, TransitionForm]]:
-    """The steps `user` may take on `ticket` now, each with the form it needs."""
-    return [
-        (transition, TransitionForm(transition=transition, ticket=ticket, prefix=transition.name))
-        for transition in workflow.available_transitions(ticket=ticket, user=user)
-    ]
+# What the user typed into an action that was refused, for its form on the page they are sent back to.
+REFUSED_INPUT_SESSION_KEY = "tickets:refused-action-input"
+
+
+def transition_actions(
+    request: AuthenticatedRequest, *, ticket: RefundTicket
+) -> list[tuple[Transition, TransitionForm]]:
+    """The steps the user may take on `ticket` now, each with the form it needs.
+
+    The form of an action just refused comes back filled in with what they typed (chosen files excepted), open.
+    """
+    refused = request.session.pop(REFUSED_INPUT_SESSION_KEY, None)
+    if refused is not None and refused["ticket"] != ticket.pk:
+        refused = None
+    actions = []
+    for transition in workflow.available_transitions(ticket=ticket, user=request.user):
+        form = TransitionForm(transition=transition, ticket=ticket, prefix=transition.name)
+        if refused is not None and refused["name"] == transition.name:
+            form.keep_input(refused["data"])
+        actions.append((transition, form))
+    return actions
 
 
 def perform_transition(request: AuthenticatedRequest, *, ticket: RefundTicket, name: str) -> None:
@@ -109,6 +124,7 @@ def perform_transition(request: AuthenticatedRequest, *, ticket: RefundTicket, n
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, str(error))
+        _keep_refused_input(request, form=form, ticket=ticket)
         return
     try:
         if photos := form.photos():
@@ -120,8 +136,18 @@ def perform_transition(request: AuthenticatedRequest, *, ticket: RefundTicket, n
     except Refused as refused:
         # A refused transition, or a photo refused by media's content checks: nothing was kept.
         messages.error(request, refused.message)
+        _keep_refused_input(request, form=form, ticket=ticket)
     else:
         messages.success(request, _("Done: %(action)s.") % {"action": transition.label})
+
+
+def _keep_refused_input(request: AuthenticatedRequest, *, form: TransitionForm, ticket: RefundTicket) -> None:
+    # Nobody should have to type a tracking number or a reason twice because one character was off.
+    request.session[REFUSED_INPUT_SESSION_KEY] = {
+        "ticket": ticket.pk,
+        "name": form.transition.name,
+        "data": form.submitted_input(),
+    }
 
 
 @require_POST

@@ -62,6 +62,8 @@
   // have typed in, chosen files in or are focused in is kept as it is (the very element, with its values, focus
   // and caret) in place of its fresh copy, while the rest of the section (status, tracker) updates around it.
   function edited(form) {
+    // Filled in by the server with what the user typed into a refused try (tickets/views.py): theirs, too.
+    if ("keptInput" in form.dataset) return true;
     return Array.prototype.some.call(form.querySelectorAll("input, select, textarea"), function (field) {
       if (field.type === "file") return !!(field.files && field.files.length);
       if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;

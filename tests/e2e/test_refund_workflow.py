@@ -91,8 +91,15 @@ def test_return_and_refund_case_end_to_end(live_stack, browser, screenshot, tmp_
     expect(buyer.get_by_test_id("approved-amount")).to_have_text("¥137.00")
     screenshot(buyer, "buyer-tracker")
 
-    take(buyer, "ship_return", {"carrier": "SF", "tracking_no": "12345"})
+    # The page the refusal leads to refreshes its sections once its socket is up (lists.js).
+    with buyer.expect_response(lambda response: response.request.resource_type == "fetch") as refresh:
+        take(buyer, "ship_return", {"carrier": "SF", "tracking_no": "12345"})
     expect(buyer.locator(".flash-error")).to_contain_text("不是顺丰速运的运单号")
+    refresh.value.finished()
+    # What they typed is still there to correct, after that refresh too.
+    expect(buyer.get_by_test_id("action-ship_return")).to_have_attribute("open", "")
+    expect(buyer.locator("[name='ship_return-tracking_no']")).to_have_value("12345")
+    screenshot(buyer, "buyer-refused-tracking-number-kept")
     take(buyer, "ship_return", {"carrier": "SF", "tracking_no": "SF1234567890123"})
     expect(current).to_have_attribute("data-status", "return_in_transit")
 

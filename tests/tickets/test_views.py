@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from tests import factories
-from tickets import services
+from tickets import services, workflow
 from tickets.models import RefundTicket
 from tickets.roles import Role
 
@@ -175,6 +177,16 @@ def return_ticket(alice):
     return factories.open_ticket(order=order, kind="return_and_refund")
 
 
+def require_return(ticket: RefundTicket) -> None:
+    """An agent asks for the items back: the buyer's next step is to ship them."""
+    workflow.do_transition(
+        ticket_id=ticket.pk,
+        name="require_return",
+        user=factories.agent(username="agent"),
+        given=workflow.TransitionInput(amount_cents=7900),
+    )
+
+
 def test_agent_takes_a_step_with_its_form_and_the_buyer_sees_the_tracker(alice, return_ticket):
     agent = factories.agent(username="agent")
     console = client_for(agent)
@@ -199,15 +211,7 @@ def test_agent_takes_a_step_with_its_form_and_the_buyer_sees_the_tracker(alice, 
 
 
 def test_bad_tracking_number_is_refused_in_the_buyers_language_and_changes_nothing(alice, return_ticket):
-    agent = factories.agent(username="agent")
-    from tickets import workflow
-
-    workflow.do_transition(
-        ticket_id=return_ticket.pk,
-        name="require_return",
-        user=agent,
-        given=workflow.TransitionInput(amount_cents=7900),
-    )
+    require_return(return_ticket)
     response = client_for(alice).post(
         f"/refunds/{return_ticket.pk}/actions/ship_return/",
         {"ship_return-carrier": "SF", "ship_return-tracking_no": "12345"},
@@ -217,6 +221,49 @@ def test_bad_tracking_number_is_refused_in_the_buyers_language_and_changes_nothi
     assert "不是顺丰速运的运单号" in response.content.decode()
     return_ticket.refresh_from_db()
     assert (return_ticket.status, return_ticket.return_tracking_no) == ("return_required", "")
+
+
+def action_form(page: bytes | str, name: str) -> str:
+    """The <details> of action `name` on a rendered ticket page, as HTML ("" when the page has none)."""
+    text = page.decode() if isinstance(page, bytes) else page
+    found = re.search(rf'<details[^>]*data-testid="action-{name}".*?</details>', text, re.S)
+    return found.group(0) if found else ""
+
+
+def test_a_refused_action_comes_back_filled_in_with_what_was_typed_once(alice, return_ticket):
+    require_return(return_ticket)
+    other = factories.open_ticket(order=factories.order_with_items(buyer=alice, items=[(5900, 1)]))
+    buyer = client_for(alice)
+    typed = {"ship_return-carrier": "SF", "ship_return-tracking_no": "SF12345"}
+    response = buyer.post(f"/refunds/{return_ticket.pk}/actions/ship_return/", typed, follow=True)
+    form = action_form(response.content, "ship_return")
+    assert re.match(r"<details[^>]* open data-kept-input>", form)
+    assert re.search(r'<input [^>]*name="ship_return-tracking_no"[^>]*value="SF12345"', form)
+    assert re.search(r'<option value="SF" selected>', form)
+    # Shown once: neither another ticket's page nor a reload fills it in again.
+    buyer.post(f"/refunds/{return_ticket.pk}/actions/ship_return/", typed)
+    assert "data-kept-input" not in buyer.get(f"/refunds/{other.pk}/").content.decode()
+    again = action_form(buyer.get(f"/refunds/{return_ticket.pk}/").content, "ship_return")
+    assert again
+    assert "SF12345" not in again
+    assert "data-kept-input" not in again
+    return_ticket.refresh_from_db()
+    assert (return_ticket.status, return_ticket.return_tracking_no) == ("return_required", "")
+
+
+def test_an_agents_refused_amount_comes_back_in_the_console_form(return_ticket):
+    console = client_for(factories.agent(username="agent"))
+    response = console.post(
+        f"/console/tickets/{return_ticket.pk}/actions/require_return/",
+        {"require_return-amount": "-3", "require_return-refund_shipping_fee": "on"},
+        follow=True,
+    )
+    form = action_form(response.content, "require_return")
+    assert re.match(r"<details[^>]* open data-kept-input>", form)
+    assert re.search(r'<input [^>]*name="require_return-amount"[^>]*value="-3"', form)
+    assert re.search(r'<input [^>]*name="require_return-refund_shipping_fee"[^>]*checked', form)
+    return_ticket.refresh_from_db()
+    assert return_ticket.status == "requested"
 
 
 def test_other_buyers_and_unknown_actions_get_404(return_ticket):
